@@ -1,0 +1,131 @@
+"""Settings from the environment: one frozen object, read once per process.
+
+Imports nothing of ours, so every package may read it. Every variable is documented in the
+README; the defaults are the embedded ones (SQLite and a local blob store under the home).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from rightswatch import __version__
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    allow_networks: tuple[Network, ...] = ()
+    broker_url: str | None = None
+    blob_url: str | None = None  # s3://bucket/prefix; None: the local store under home
+    user_agent: str = f"rightswatch/{__version__} (+https://rightswatch.invalid/bot)"
+    contact_url: str = "https://rightswatch.invalid/bot"
+    sender_name: str = "rightswatch user"
+    sender_contact: str = "rights@example.invalid"
+    tsa_url: str | None = None
+    default_rightsholder: str = "default"
+    max_media_bytes: int = 50 * 1024 * 1024
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    rate_card: Path | None = None
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "signing-key.pem"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def parse_networks(value: str) -> tuple[Network, ...]:
+    """Parse RIGHTSWATCH_ALLOW_NETWORKS: comma-separated CIDRs, refusing 'allow everything'."""
+    nets: list[Network] = []
+    for raw in (part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        try:
+            net = ipaddress.ip_network(raw, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"RIGHTSWATCH_ALLOW_NETWORKS: {raw!r} is not a CIDR ({exc})") from None
+        if net.prefixlen == 0:
+            raise ConfigError(
+                f"RIGHTSWATCH_ALLOW_NETWORKS: {raw!r} would allow every address; name the ranges"
+            )
+        nets.append(net)
+    return tuple(nets)
+
+
+def parse_thresholds(value: str) -> dict[str, float]:
+    """RIGHTSWATCH_THRESHOLDS: 'type=value,type=value' overrides of the matcher's defaults."""
+    out: dict[str, float] = {}
+    for raw in (part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        name, sep, number = raw.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected type=value")
+            out[name.strip()] = float(number)
+        except ValueError as exc:
+            raise ConfigError(f"RIGHTSWATCH_THRESHOLDS: {raw!r}: {exc}") from None
+    return out
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {value}")
+    return value
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from an environment mapping (os.environ by default)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("RIGHTSWATCH_HOME") or "./rightswatch-data").expanduser().absolute()
+    url = env.get("RIGHTSWATCH_DATABASE_URL") or f"sqlite:///{home / 'rightswatch.db'}"
+    rate_card = env.get("RIGHTSWATCH_RATE_CARD")
+    ua = env.get("RIGHTSWATCH_USER_AGENT")
+    contact = env.get("RIGHTSWATCH_CONTACT_URL") or Settings.contact_url
+    return Settings(
+        home=home,
+        database_url=url,
+        allow_networks=parse_networks(env.get("RIGHTSWATCH_ALLOW_NETWORKS", "")),
+        broker_url=env.get("RIGHTSWATCH_BROKER_URL") or None,
+        blob_url=env.get("RIGHTSWATCH_BLOB_URL") or None,
+        user_agent=ua or f"rightswatch/{__version__} (+{contact})",
+        contact_url=contact,
+        sender_name=env.get("RIGHTSWATCH_SENDER_NAME") or Settings.sender_name,
+        sender_contact=env.get("RIGHTSWATCH_SENDER_CONTACT") or Settings.sender_contact,
+        tsa_url=env.get("RIGHTSWATCH_TSA_URL") or None,
+        default_rightsholder=env.get("RIGHTSWATCH_DEFAULT_RIGHTSHOLDER") or "default",
+        max_media_bytes=_int(env, "RIGHTSWATCH_MAX_MEDIA_BYTES", Settings.max_media_bytes),
+        thresholds=parse_thresholds(env.get("RIGHTSWATCH_THRESHOLDS", "")),
+        rate_card=Path(rate_card) if rate_card else None,
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings; tests build their own with from_env({...})."""
+    return from_env()

@@ -1,0 +1,1 @@
+"""When watches run: APScheduler wiring and the run jobs (issue 6)."""
