@@ -1,0 +1,21 @@
+"""Every fingerprint type this package can compute, by storage name."""
+
+from __future__ import annotations
+
+from fingerprints.audio import AudioChromaprint
+from fingerprints.base import FingerprintType, MediaKind, UnknownFingerprintType
+from fingerprints.image import ImagePHash
+
+ALL: tuple[type[FingerprintType], ...] = (ImagePHash, AudioChromaprint)
+_BY_NAME = {t.name: t for t in ALL}
+
+
+def by_name(name: str) -> type[FingerprintType]:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownFingerprintType(name) from None
+
+
+def for_media(media: MediaKind) -> tuple[type[FingerprintType], ...]:
+    return tuple(t for t in ALL if t.media is media)
