@@ -9,17 +9,17 @@ makes recording idempotent, even when two crawls find the same use at once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from w3lib.url import canonicalize_url
 
-from evidence.errors import BadInput
+from evidence.errors import BadInput, NotFound
 from evidence.licences import status_for_sighting
 from evidence.models import Match, MatchStatus, Work
 
@@ -191,4 +191,64 @@ def match_json(match: Match) -> dict[str, Any]:
     }
 
 
-__all__ = ["canonical_url", "iso_z", "match_json", "record_use", "url_host", "url_key"]
+def _scoped(stmt: Select[Any], scope: Collection[int] | None) -> Select[Any]:
+    if scope is None:
+        return stmt
+    return stmt.where(Match.work_id.in_(select(Work.id).where(Work.rightsholder_id.in_(scope))))
+
+
+def list_matches(
+    session: Session,
+    *,
+    scope: Collection[int] | None = None,
+    work_ref: str | None = None,
+    status: str | None = None,
+    domain: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Match]:
+    """Uses in scope (rightsholder ids; None: all), newest sighting first, filtered.
+
+    `work_ref` may be 'holder:ref'; `domain` matches the page's host and its subdomains.
+    """
+    from evidence.catalogue import find_works
+
+    stmt = _scoped(select(Match), scope).order_by(Match.last_seen.desc(), Match.id.desc())
+    if work_ref is not None:
+        ids = [
+            w.id for w in find_works(session, work_ref, list(scope) if scope is not None else None)
+        ]
+        stmt = stmt.where(Match.work_id.in_(ids))
+    if status is not None:
+        from evidence.reviews import parse_status
+
+        stmt = stmt.where(Match.status == parse_status(status).value)
+    if domain is not None:
+        host = domain.strip().rstrip(".").lower()
+        stmt = stmt.where((Match.domain == host) | Match.domain.endswith("." + host))
+    if offset:
+        stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def get_match(session: Session, match_id: int, scope: Collection[int] | None = None) -> Match:
+    """One use in scope; another rightsholder's use is as absent as one that never existed."""
+    stmt = _scoped(select(Match).where(Match.id == match_id), scope)
+    match: Match | None = session.scalars(stmt).one_or_none()
+    if match is None:
+        raise NotFound(f"no match with id {match_id}")
+    return match
+
+
+__all__ = [
+    "canonical_url",
+    "get_match",
+    "iso_z",
+    "list_matches",
+    "match_json",
+    "record_use",
+    "url_host",
+    "url_key",
+]
