@@ -60,8 +60,8 @@ def mounted(tmp_path: Path) -> Iterator[Any]:
     def mount(kind: str, path: Path, size: str = "64k") -> Path:
         if not can_mount():
             pytest.skip("needs root to mount a tmpfs / read-only bind")
-        path.mkdir(parents=True, exist_ok=True)
         if kind == "tmpfs":
+            path.mkdir(parents=True, exist_ok=True)
             cmd = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
         else:
             cmd = ["mount", "-o", "bind,ro", str(path), str(path)]
