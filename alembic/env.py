@@ -17,7 +17,9 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     # APScheduler's job store owns its own table; it is not part of our schema.
     return not (type_ == "table" and name == "apscheduler_jobs")
 

@@ -23,6 +23,7 @@ from evidence.db import translate_db_errors
 from evidence.errors import BadInput, EvidenceError
 from evidence.identifiers import normalize_isrc, normalize_iswc
 from evidence.models import CatalogueVersion, Fingerprint, Rightsholder, Work, WorkShare
+from evidence.rightsmeta import read_rights
 from evidence.store import BlobStore, sha256_digest
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class WorkInput:
     share: str | None = None
     isrc: str | None = None
     iswc: str | None = None
-    holders: list[tuple[str, Decimal]] = field(default_factory=list)
+    holders: list[tuple[str, Decimal]] = field(default_factory=list, init=False)
 
 
 def _clean_text(value: str | None, what: str) -> str | None:
@@ -55,8 +56,10 @@ def _clean_text(value: str | None, what: str) -> str | None:
     return value or None
 
 
-def parse_holders(rightsholder: str | None, share: str | None, default: str) -> list[tuple[str, Decimal]]:
-    """'Label A; Publisher B' with share '60; 40' -> [(A, 60), (B, 40)]; the first one owns the work.
+def parse_holders(
+    rightsholder: str | None, share: str | None, default: str
+) -> list[tuple[str, Decimal]]:
+    """'Label A; Publisher B' with share '60; 40' -> [(A, 60), (B, 40)]; the first owns the work.
 
     A missing share means 100 % for a single holder; shares may not add up to more than 100.
     """
@@ -131,6 +134,7 @@ def get_rightsholder(session: Session, name: str) -> Rightsholder:
 class Registered:
     work: Work
     outcome: str  # "imported" | "updated" | "skipped"
+    json: dict[str, Any] = field(default_factory=dict)  # work_json, taken inside the session
 
 
 def _metadata(item: WorkInput) -> dict[str, Any]:
@@ -154,7 +158,8 @@ def register(
     Same ref and same file: metadata updated (or skipped when unchanged). Same ref with another
     file, or the same file under another ref: refused, because matches already point at it.
     """
-    assert item.ref is not None and item.title is not None
+    assert item.ref is not None
+    assert item.title is not None
     owner = get_rightsholder(session, item.holders[0][0])
     digest = sha256_digest(data)
     existing = session.scalar(
@@ -186,6 +191,7 @@ def register(
         width=prints.width,
         height=prints.height,
         duration_s=prints.duration_s,
+        rights=read_rights(data),  # the notices copies must keep (evidence.rightsmeta)
         **_metadata(item),
     )
     work.fingerprints = [
@@ -213,7 +219,10 @@ def add_work(
     blob_was_there = store.exists(digest)
     try:
         with translate_db_errors(), factory.begin() as session:
-            return register(session, store, item, data, prints)
+            reg = register(session, store, item, data, prints)
+            session.flush()
+            reg.json = work_json(reg.work)
+            return reg
     except IntegrityError:
         # Another process registered the same ref or file between our check and our insert.
         if not blob_was_there:
@@ -243,13 +252,17 @@ def list_works(session: Session, rightsholder_ids: Sequence[int] | None = None) 
     return list(session.scalars(stmt))
 
 
-def find_works(session: Session, ref: str, rightsholder_ids: Sequence[int] | None = None) -> list[Work]:
+def find_works(
+    session: Session, ref: str, rightsholder_ids: Sequence[int] | None = None
+) -> list[Work]:
     """Works with this ref ('holder:ref' picks one rightsholder's)."""
     stmt = select(Work).where(Work.ref == ref)
     holder, sep, bare = ref.partition(":")
     if sep:
-        stmt = select(Work).join(Rightsholder).where(
-            ((Work.ref == bare) & (Rightsholder.name == holder)) | (Work.ref == ref)
+        stmt = (
+            select(Work)
+            .join(Rightsholder)
+            .where(((Work.ref == bare) & (Rightsholder.name == holder)) | (Work.ref == ref))
         )
     if rightsholder_ids is not None:
         stmt = stmt.where(Work.rightsholder_id.in_(rightsholder_ids))

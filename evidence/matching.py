@@ -60,8 +60,9 @@ class CatalogueIndex:
         ).all()
         values: dict[int, dict[str, tuple[int, str]]] = defaultdict(dict)
         for fp in session.execute(
-            select(Fingerprint.work_id, Fingerprint.type, Fingerprint.version, Fingerprint.value)
-            .where(Fingerprint.work_id.in_(work_ids))
+            select(
+                Fingerprint.work_id, Fingerprint.type, Fingerprint.version, Fingerprint.value
+            ).where(Fingerprint.work_id.in_(work_ids))
         ):
             values[fp.work_id][fp.type] = (fp.version, fp.value)
         for row in rows:
@@ -70,7 +71,11 @@ class CatalogueIndex:
             self.works[row.id] = WorkRef(row.id, row.ref, row.kind, row.rightsholder_id)
 
     def search(self, prints: fingerprints.Prints) -> list[tuple[WorkRef, fingerprints.Hit]]:
-        return [(self.works[h.work_id], h) for h in self.matcher.search(prints) if h.work_id in self.works]
+        return [
+            (self.works[h.work_id], h)
+            for h in self.matcher.search(prints)
+            if h.work_id in self.works
+        ]
 
 
 def hit_json(work: WorkRef, hit: fingerprints.Hit) -> dict[str, Any]:

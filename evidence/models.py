@@ -11,7 +11,7 @@ import enum
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -72,7 +72,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class MediaKind(enum.StrEnum):
@@ -322,7 +326,7 @@ class StatusChange(Base):
 
 
 class Capture(Base):
-    """Evidence of one use at one time: WARC (+ WACZ, screenshot) in the blob store, custody data."""
+    """Evidence of one use at one time: WARC (+ WACZ, screenshot) blobs, and custody data."""
 
     __tablename__ = "captures"
     __table_args__ = (UniqueConstraint("match_id", "run_id"),)

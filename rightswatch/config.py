@@ -61,7 +61,9 @@ def parse_networks(value: str) -> tuple[Network, ...]:
         try:
             net = ipaddress.ip_network(raw, strict=False)
         except ValueError as exc:
-            raise ConfigError(f"RIGHTSWATCH_ALLOW_NETWORKS: {raw!r} is not a CIDR ({exc})") from None
+            raise ConfigError(
+                f"RIGHTSWATCH_ALLOW_NETWORKS: {raw!r} is not a CIDR ({exc})"
+            ) from None
         if net.prefixlen == 0:
             raise ConfigError(
                 f"RIGHTSWATCH_ALLOW_NETWORKS: {raw!r} would allow every address; name the ranges"

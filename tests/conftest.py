@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from evidence.db import make_engine, make_session_factory
 from evidence.migrate import upgrade
 
-PG_SERVER = os.environ.get("RIGHTSWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SERVER = os.environ.get(
+    "RIGHTSWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 RIGHTSWATCH = str(Path(sys.executable).with_name("rightswatch"))
 
 
@@ -113,7 +115,9 @@ class RW:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env, self.cwd = env, cwd
 
-    def __call__(self, *args: str | Path, timeout: float = 180, env: dict[str, str] | None = None) -> Result:
+    def __call__(
+        self, *args: str | Path, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> Result:
         proc = subprocess.run(
             [RIGHTSWATCH, *map(str, args)],
             env={**self.env, **(env or {})},

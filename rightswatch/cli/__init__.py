@@ -57,7 +57,8 @@ for module in (worker, serve, demo):
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure ends as one line on stderr and an exit code, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="rightswatch", standalone_mode=False)
+        # standalone_mode=False: click returns a command's Exit code instead of exiting itself.
+        code = cli.main(args=argv, prog_name="rightswatch", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -76,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         click.echo(f"rightswatch: error: {type(exc).__name__}: {reason}", err=True)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -123,7 +123,11 @@ def iso(value: datetime) -> str:
 def emit(result: Any, human: Callable[[Any], str] | None = None) -> None:
     """Print the result: one JSON document with --json, else the human rendering."""
     if app().json or human is None:
-        click.echo(json.dumps(result, default=_json_default, ensure_ascii=False, indent=None if app().json else 2))
+        click.echo(
+            json.dumps(
+                result, default=_json_default, ensure_ascii=False, indent=None if app().json else 2
+            )
+        )
     else:
         text = human(result)
         if text:

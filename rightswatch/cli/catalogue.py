@@ -32,7 +32,10 @@ def init() -> None:
         upgrade(app().engine)
     ensure_key(settings.key_path)
     url = app().engine.url.render_as_string(hide_password=True)
-    emit({"database": url, "home": str(settings.home)}, lambda r: f"database {r['database']}\nhome {r['home']}")
+    emit(
+        {"database": url, "home": str(settings.home)},
+        lambda r: f"database {r['database']}\nhome {r['home']}",
+    )
 
 
 @click.group()
@@ -63,7 +66,7 @@ def works_add(files: tuple[Path, ...], ref: str | None, **meta: str | None) -> N
     Each file is its own transaction: a bad file is reported on stderr and the others are
     still registered (exit 2 when any failed).
     """
-    from evidence.catalogue import WorkInput, add_work, work_json
+    from evidence.catalogue import WorkInput, add_work
     from evidence.errors import BadInput
 
     if ref is not None and len(files) > 1:
@@ -72,12 +75,21 @@ def works_add(files: tuple[Path, ...], ref: str | None, **meta: str | None) -> N
     done, failed = [], 0
     for path in files:
         try:
-            reg = add_work(a.factory, a.store, WorkInput(path=path, ref=ref, **meta), a.settings.default_rightsholder)
+            reg = add_work(
+                a.factory,
+                a.store,
+                WorkInput(path=path, ref=ref, **meta),
+                a.settings.default_rightsholder,
+            )
         except BadInput as exc:
             failed += 1
-            note(f"rightswatch: {path}: {exc}" if str(path) not in str(exc) else f"rightswatch: {exc}")
+            note(
+                f"rightswatch: {path}: {exc}"
+                if str(path) not in str(exc)
+                else f"rightswatch: {exc}"
+            )
             continue
-        done.append(work_json(reg.work))
+        done.append(reg.json)
     emit(done, _human_works)
     if failed:
         raise click.exceptions.Exit(2)
@@ -102,7 +114,8 @@ def works_import(manifest: Path) -> None:
         note(f"rightswatch: {manifest}:{err['line']}: {err['error']}")
 
     def human(r: dict[str, Any]) -> str:
-        return f"imported {r['imported']}, updated {r['updated']}, skipped {r['skipped']}, errors {len(r['errors'])}"
+        counts = ", ".join(f"{k} {r[k]}" for k in ("imported", "updated", "skipped"))
+        return f"{counts}, errors {len(r['errors'])}"
 
     emit(report.as_json(), human)
 
@@ -145,9 +158,15 @@ def identify(files: tuple[Path, ...]) -> None:
             prints = fingerprints.fingerprint_query(read_original(path))
         except (BadInput, fingerprints.FingerprintError) as exc:  # one line, go on
             bad += 1
-            note(f"rightswatch: {path}: {exc}" if str(path) not in str(exc) else f"rightswatch: {exc}")
+            note(
+                f"rightswatch: {path}: {exc}"
+                if str(path) not in str(exc)
+                else f"rightswatch: {exc}"
+            )
             continue
-        results.append({"query": str(path), "matches": [hit_json(w, h) for w, h in index.search(prints)]})
+        results.append(
+            {"query": str(path), "matches": [hit_json(w, h) for w, h in index.search(prints)]}
+        )
 
     def human(rows: list[dict[str, Any]]) -> str:
         lines = []
@@ -156,7 +175,9 @@ def identify(files: tuple[Path, ...]) -> None:
                 lines.append(f"{r['query']}: no match")
             for m in r["matches"]:
                 off = f" at {m['offset_s']:.1f}s" if m["offset_s"] is not None else ""
-                lines.append(f"{r['query']}: {m['ref']} (work {m['work_id']}) score {m['score']:.3f}{off}")
+                lines.append(
+                    f"{r['query']}: {m['ref']} (work {m['work_id']}) score {m['score']:.3f}{off}"
+                )
         return "\n".join(lines)
 
     emit(results, human)
@@ -165,3 +186,12 @@ def identify(files: tuple[Path, ...]) -> None:
 
 
 COMMANDS = [init, works, identify]
+
+
+def _add_stamp() -> None:
+    from rightswatch.cli.stamp import register  # issue 8: `works stamp`
+
+    register(works)
+
+
+_add_stamp()
