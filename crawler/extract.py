@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-import lxml.etree
-import lxml.html
+import lxml.etree  # type: ignore[import-untyped]
+import lxml.html  # type: ignore[import-untyped]
 from w3lib.encoding import html_to_unicode
 
 KindHint = Literal["image", "audio"] | None
