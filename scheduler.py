@@ -67,35 +67,47 @@ JOB_FUNC = "scheduler:queue_watch_run"
 _factory: sessionmaker[Session] | None = None
 
 
-def queue_watch_run(watch_id: int, *, scheduled_for: datetime) -> int | None:
+def queue_watch_run(
+    watch_id: int, *, scheduled_for: datetime | None = None, late: bool = False
+) -> int | None:
     """The scheduled job: insert the run of `watch_id` for `scheduled_for` (once); its id."""
     if _factory is None:
         raise RuntimeError("no session factory: the scheduler was not started in this process")
+    if scheduled_for is None:  # QueueExecutor always passes it; a direct call means "now"
+        scheduled_for = datetime.now(UTC)
     with _factory.begin() as session:
         watch = session.get(Watch, watch_id)
         if watch is None or not watch.enabled:
             return None
-        run = runs.queue_run(session, watch, scheduled_for, started_by="scheduler")
+        run = runs.queue_run(session, watch, scheduled_for, started_by="scheduler", late=late)
         log.info("queued run %s of watch %s for %s", run.id, watch.name, scheduled_for.isoformat())
         return run.id
 
 
 class QueueExecutor(BaseExecutor):  # type: ignore[misc]
     """Runs a job inline with its scheduled time: jobs only insert a row, so no pool is needed,
-    and the run's key is the time APScheduler scheduled it for (not when it happened to run)."""
+    and the run's key is the time APScheduler scheduled it for (not when it happened to run).
+
+    Coalescing happens here rather than in APScheduler (jobs have coalesce=False) so the run
+    knows it stands for several missed times: one run, for the last of them, marked late.
+    """
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        events = []
-        for run_time in run_times:
-            late_by = datetime.now(UTC) - run_time
-            if job.misfire_grace_time is not None and late_by > timedelta(
-                seconds=job.misfire_grace_time
-            ):
-                events.append(JobExecutionEvent(EVENT_JOB_MISSED, job.id, "default", run_time))
-                log.warning("job %s missed its %s run by %s", job.id, run_time, late_by)
-                continue
+        now = datetime.now(UTC)
+        grace = job.misfire_grace_time
+        due = [t for t in run_times if grace is None or now - t <= timedelta(seconds=grace)]
+        events = [
+            JobExecutionEvent(EVENT_JOB_MISSED, job.id, "default", t)
+            for t in run_times
+            if t not in due
+        ]
+        if len(events):
+            log.warning("job %s: %d run times beyond the misfire grace time", job.id, len(events))
+        if due:
+            run_time = due[-1]
+            late = len(due) > 1 or (now - run_time).total_seconds() > runs.LATE_AFTER_S
             try:
-                retval = job.func(*job.args, scheduled_for=run_time, **job.kwargs)
+                retval = job.func(*job.args, scheduled_for=run_time, late=late, **job.kwargs)
             except Exception as exc:
                 log.exception("job %s failed", job.id)
                 tb = "".join(traceback.format_tb(exc.__traceback__))
@@ -119,6 +131,9 @@ class OneShotScheduler(BaseScheduler):  # type: ignore[misc]
     def wakeup(self) -> None:
         pass
 
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+
     def run_pending(self) -> None:
         self._process_jobs()
 
@@ -141,34 +156,40 @@ def trigger_for(watch: Watch) -> IntervalTrigger | CronTrigger:
     raise BadInput(f"watch {watch.name!r} has no schedule")
 
 
-def sync_jobs(aps: BaseScheduler, session: Session) -> int:
-    """Make the job store hold exactly one job per enabled, scheduled watch; returns the count."""
-    watches = session.scalars(
-        select(Watch).where(
-            Watch.enabled.is_(True), (Watch.every_s.is_not(None)) | (Watch.cron.is_not(None))
+def sync_jobs(aps: BaseScheduler, factory: sessionmaker[Session]) -> int:
+    """Make the job store hold exactly one job per enabled, scheduled watch; returns the count.
+
+    The watches are read first and the session closed before the job store writes: on SQLite
+    each holds the database's write lock while open.
+    """
+    schedules: list[tuple[str, str, IntervalTrigger | CronTrigger, int]] = []
+    with factory() as session:
+        watches = session.scalars(
+            select(Watch).where(
+                Watch.enabled.is_(True), (Watch.every_s.is_not(None)) | (Watch.cron.is_not(None))
+            )
         )
-    )
+        for watch in watches:
+            try:
+                trigger = trigger_for(watch)
+            except BadInput as exc:
+                log.warning("%s", exc)
+                continue
+            schedules.append((f"watch:{watch.id}", schedule_signature(watch), trigger, watch.id))
     wanted: set[str] = set()
     existing = {job.id: job for job in aps.get_jobs()}
-    for watch in watches:
-        job_id = f"watch:{watch.id}"
-        name = schedule_signature(watch)
-        try:
-            trigger = trigger_for(watch)
-        except BadInput as exc:
-            log.warning("%s", exc)
-            continue
+    for job_id, name, trigger, watch_id in schedules:
         wanted.add(job_id)
         if job_id in existing and existing[job_id].name == name:
             continue  # keep its stored next run time: that is what survives a restart
         aps.add_job(
             JOB_FUNC,
             trigger=trigger,
-            args=[watch.id],
+            args=[watch_id],
             id=job_id,
             name=name,
             replace_existing=True,
-            coalesce=True,
+            coalesce=False,  # QueueExecutor coalesces, knowing how many times were missed
             misfire_grace_time=MISFIRE_GRACE_S,
             max_instances=1,
         )
@@ -187,7 +208,7 @@ def default_crawl_command() -> list[str]:
 
 def dispatch(settings: Settings, run_id: int) -> None:
     """Hand a queued run to the Celery workers (RIGHTSWATCH_BROKER_URL); they claim it."""
-    from rightswatch import tasks  # type: ignore[attr-defined]  # the scale-out room's module
+    from rightswatch import tasks  # the scale-out room's module
 
     tasks.dispatch(settings, run_id)
 
@@ -244,7 +265,7 @@ class ServiceScheduler:
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename=JOBSTORE_TABLE)},
             executors={"default": QueueExecutor()},
             job_defaults={
-                "coalesce": True,
+                "coalesce": False,
                 "misfire_grace_time": MISFIRE_GRACE_S,
                 "max_instances": 1,
             },
@@ -261,8 +282,7 @@ class ServiceScheduler:
             aps = self._new_aps(BackgroundScheduler)
             assert isinstance(aps, BackgroundScheduler)
             aps.start(paused=True)
-            with self.factory() as session:
-                sync_jobs(aps, session)
+            sync_jobs(aps, self.factory)
             aps.resume()
             self.aps = aps
             log.info("scheduler %s is now the active scheduler", self.owner)
@@ -270,8 +290,7 @@ class ServiceScheduler:
             log.warning("scheduler %s lost the scheduler lease; standing by", self.owner)
             self._stop_aps()
         elif holder and self.aps is not None:
-            with self.factory() as session:
-                sync_jobs(self.aps, session)
+            sync_jobs(self.aps, self.factory)
         return holder
 
     def _stop_aps(self) -> None:
@@ -291,8 +310,7 @@ class ServiceScheduler:
         assert isinstance(aps, OneShotScheduler)
         aps.start(paused=False)
         try:
-            with self.factory() as session:
-                sync_jobs(aps, session)
+            sync_jobs(aps, self.factory)
             aps.run_pending()
         finally:
             aps.shutdown(wait=True)

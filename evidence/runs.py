@@ -70,6 +70,7 @@ def queue_run(
     scheduled_for: datetime,
     started_by: str,
     *,
+    late: bool = False,
     now: datetime | None = None,
 ) -> Run:
     """The run of `watch` for `scheduled_for`, created once; queuing again returns the same row."""
@@ -86,7 +87,7 @@ def queue_run(
         scheduled_for=scheduled_for,
         state=RunState.QUEUED,
         started_by=started_by[:200],
-        late=(at - scheduled_for).total_seconds() > LATE_AFTER_S,
+        late=late or (at - scheduled_for).total_seconds() > LATE_AFTER_S,
         config=config,
         config_sha256="sha256:"
         + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
