@@ -1,4 +1,4 @@
-"""evidence.runs: one run per (watch, scheduled_for), leases, one run of a watch at a time, retries."""
+"""evidence.runs: one run per (watch, time), leases, one run of a watch at a time, retries."""
 
 from __future__ import annotations
 

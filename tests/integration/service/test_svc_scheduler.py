@@ -1,5 +1,5 @@
 """D8: the scheduler on one database: one active scheduler, unique runs, coalesced catch-up after
-downtime, a SIGKILLed crawl process failed and retried, graceful shutdown interrupts and re-queues."""
+downtime, a SIGKILLed crawl failed and retried, graceful shutdown interrupts and re-queues."""
 
 from __future__ import annotations
 
