@@ -387,8 +387,8 @@ def _http_url(value: str | None, base: str) -> str | None:
 def _licence_links(doc: Any, base: str) -> Iterator[str]:
     seen: set[str] = set()
     for el in doc.iter("a", "link", "area", "meta", "span", "div", "img"):
-        rel = _tokens(el.get("rel") or "")
-        prop = _tokens(el.get("property") or "")
+        rel = set((el.get("rel") or "").lower().split())
+        prop = set((el.get("property") or "").lower().split())
         href = el.get("href") or el.get("resource") or (el.get("content") if prop else None)
         if not href:
             continue
