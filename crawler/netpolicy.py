@@ -238,9 +238,9 @@ def check_host(host: str, allowed: Sequence[Network]) -> str:
 def check_url(url: str, allowed: Sequence[Network]) -> None:
     """Raise Blocked unless `url` is http(s) with a host the policy does not refuse.
 
-    Names are not resolved here (see `resolve`); literal addresses are. An authority
-    with several '@' (`http://user@127.0.0.1:80@example.test/`) is refused: parsers
-    disagree about which part is the host.
+    Names are not resolved here (see `resolve`); literal addresses are. URLs with userinfo
+    are refused (`http://user@127.0.0.1:80@example.test/`: parsers disagree about which
+    part is the host), naming the address class of a host hidden in the userinfo.
     """
     if any(ord(c) < 0x21 or c == "\x7f" for c in url):
         raise BadUrl(f"refused {url[:200]!r}: whitespace or control character in URL")
@@ -255,14 +255,17 @@ def check_url(url: str, allowed: Sequence[Network]) -> None:
     if port == 0:
         raise BadUrl(f"refused {url[:200]}: port 0")
     netloc = parts.netloc
-    if netloc.count("@") > 1:
-        for candidate in netloc.split("@")[1:-1]:
+    if "@" in netloc:
+        userinfo = unquote(netloc.rpartition("@")[0])
+        for candidate in userinfo.split("@")[1:]:
             try:
                 check_host(candidate.partition(":")[0], allowed)
+            except BadUrl:
+                continue
             except Blocked as exc:
                 hidden = str(exc).removeprefix("refused ")
-                raise Blocked(f"refused {url[:200]}: ambiguous authority hides {hidden}") from None
-        raise Blocked(f"refused {url[:200]}: ambiguous authority (several '@' in userinfo)")
+                raise Blocked(f"refused {url[:200]}: userinfo hides {hidden}") from None
+        raise Blocked(f"refused {url[:200]}: credentials in URL (userinfo is never followed)")
     if "\\" in netloc:
         raise BadUrl(f"refused {url[:200]!r}: backslash in authority")
     hostport = netloc.rpartition("@")[2]

@@ -1,0 +1,102 @@
+"""Downloader and spider middlewares that keep a crawl inside the network policy and out of traps.
+
+* `NetPolicyMiddleware` (downloader, order 10, before robots.txt): every request — seeds,
+  links, sub-resources, each redirect and meta-refresh hop, robots.txt — must be http(s) with
+  a host the policy allows; IP literals in any spelling are judged here, names by
+  `crawler.resolver.PolicyResolver` at connect time.
+* `NetPolicyErrorMiddleware` (downloader, order 990): a name the resolver refused reaches
+  Scrapy as a DNS failure; this turns it into the same refusal, before RetryMiddleware.
+* Proxies are switched off per request (`meta["proxy"] = None`) so `HTTP_PROXY` and
+  `HTTPS_PROXY` cannot route around the check.
+* `TrapMiddleware` (spider): drops links that only traps produce (`crawler.urls.trap_reason`).
+
+A refusal raises `IgnoreRequest(reason)` and leaves the one-line reason in
+`request.meta["rightswatch_error"]` (with the chain in `meta["redirect_urls"]` when it was a
+redirect hop) for the runner to record as the URL's error; stats: `netpolicy/refused`,
+`trap/rejected`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Self
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
+from scrapy.http import Response
+from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.error import DNSLookupError
+
+from crawler.netpolicy import Blocked, Network, check_url
+from crawler.resolver import REFUSALS, allowed_networks
+from crawler.urls import trap_reason
+
+logger = logging.getLogger(__name__)
+
+ERROR_META = "rightswatch_error"
+DNS_ERRORS = (DNSLookupError, CannotResolveHostError)
+
+
+class NetPolicyMiddleware:
+    """Refuse requests the network policy does not allow, before any packet is sent."""
+
+    def __init__(self, crawler: Crawler, allowed: tuple[Network, ...]) -> None:
+        self.crawler, self.allowed = crawler, allowed
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler, allowed_networks(crawler.settings.getlist("NETPOLICY_ALLOW")))
+
+    def _refuse(self, request: Request, reason: str) -> IgnoreRequest:
+        request.meta[ERROR_META] = reason
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value("netpolicy/refused")
+        logger.info("network policy: %(reason)s", {"reason": reason, "url": request.url})
+        return IgnoreRequest(reason)
+
+    def process_request(self, request: Request) -> None:
+        request.meta["proxy"] = None
+        try:
+            check_url(request.url, self.allowed)
+        except Blocked as exc:
+            raise self._refuse(request, str(exc)) from None
+
+
+class NetPolicyErrorMiddleware(NetPolicyMiddleware):
+    """Turn a resolver refusal (a DNS failure to Scrapy) into the policy's IgnoreRequest.
+
+    Ordered next to the downloader (990) so it sees the failure before RetryMiddleware,
+    which would otherwise retry a refused name as if DNS had hiccupped.
+    """
+
+    def process_request(self, request: Request) -> None:
+        return None
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if not isinstance(exception, DNS_ERRORS):
+            return
+        reason = REFUSALS.get(urlparse_cached(request).hostname or "")
+        if reason is not None:
+            raise self._refuse(request, reason) from None
+
+
+class TrapMiddleware(BaseSpiderMiddleware):
+    """Drop links whose URL only a crawl trap would produce; count them."""
+
+    def get_processed_request(self, request: Request, response: Response | None) -> Request | None:
+        reason = trap_reason(request.url)
+        if reason is None:
+            return request
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value("trap/rejected")
+        logger.info("trap: %(reason)s", {"reason": reason, "url": request.url[:200]})
+        return None
+
+
+def refusal(request: Any) -> str | None:
+    """The policy or trap reason recorded on a request, for the runner's errback."""
+    meta = getattr(request, "meta", None) or {}
+    value = meta.get(ERROR_META)
+    return value if isinstance(value, str) else None
