@@ -1,0 +1,113 @@
+"""Sample media made in code (no downloads): structured images and music-like audio, plus the
+transformed copies a site might publish (resized, cropped, re-encoded, an audio excerpt)."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+RATE = 22050
+
+
+def make_image(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """Gradients, shapes and texture: real structure at every scale, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        a, b, f = rng.uniform(-1, 1, 3)
+        base[..., c] = 128 + 90 * np.sin(a * xx / w * 6 + b * yy / h * 6 + f * 3)
+    img = Image.fromarray(base.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(12, 24))):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(20, w // 2)), y0 + int(rng.integers(20, h // 2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif kind == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=colour, outline=(0, 0, 0), width=3)
+        else:
+            pts = [(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(3)]
+            draw.polygon(pts, fill=colour)
+    noise = rng.normal(0, 18, (h // 4, w // 4, 3))
+    tex = Image.fromarray((noise + 128).clip(0, 255).astype(np.uint8)).resize((w, h))
+    return Image.blend(img, tex.filter(ImageFilter.GaussianBlur(1)), 0.25)
+
+
+def image_bytes(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def resized(img: Image.Image, scale: float) -> Image.Image:
+    return img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))))
+
+
+def cropped(img: Image.Image, frac: float = 0.85) -> Image.Image:
+    w, h = img.size
+    dx, dy = int(w * (1 - frac) / 2), int(h * (1 - frac) / 2)
+    return img.crop((dx, dy, w - dx, h - dy))
+
+
+def make_music(seed: int, seconds: float = 30.0, rate: int = RATE) -> np.ndarray:
+    """A float32 mono 'song': chords and a melody with onsets and envelopes."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    out = np.zeros(n, np.float32)
+    t = 0
+    while t < n:
+        dur = int(float(rng.choice([0.25, 0.5, 0.5, 1.0])) * rate)
+        root = int(rng.integers(40, 64))
+        notes = [root, root + int(rng.choice([3, 4])), root + 7, int(rng.integers(60, 84))]
+        tt = np.arange(min(dur, n - t)) / rate
+        env = np.exp(-tt * rng.uniform(1.5, 5.0)) * np.minimum(1, tt * 200)
+        seg = np.zeros_like(tt, dtype=np.float32)
+        for k, midi in enumerate(notes):
+            f = 440.0 * 2 ** ((midi - 69) / 12)
+            amp = 0.5 if k == 3 else 0.25
+            seg += (amp * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt))).astype(
+                np.float32
+            )
+        out[t : t + tt.size] += (seg * env).astype(np.float32)
+        t += dur
+    out += rng.normal(0, 0.005, n).astype(np.float32)
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+def encode_audio(samples: np.ndarray, fmt: str = "flac", rate: int = RATE) -> bytes:
+    """Encode float mono samples with PyAV: flac, mp3, ogg (opus) or wav."""
+    codec = {"ogg": "libopus", "mp3": "libmp3lame", "flac": "flac", "wav": "pcm_s16le"}[fmt]
+    out_rate = 48000 if fmt == "ogg" else rate
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as box:
+        stream = box.add_stream(codec, rate=out_rate)
+        stream.layout = "mono"
+        if fmt in ("ogg", "mp3"):
+            stream.bit_rate = 96000
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        step = 1024
+        for i in [*range(0, pcm.size, step), None]:
+            frames: list[object] = [None]
+            if i is not None:
+                frame = av.AudioFrame.from_ndarray(
+                    pcm[None, i : i + step], format="s16", layout="mono"
+                )
+                frame.sample_rate = rate
+                frames = list(resampler.resample(frame))
+            for f in frames:
+                for pkt in stream.encode(f):
+                    box.mux(pkt)
+    return buf.getvalue()
+
+
+def excerpt(samples: np.ndarray, start_s: float, seconds: float, rate: int = RATE) -> np.ndarray:
+    a = int(start_s * rate)
+    return samples[a : a + int(seconds * rate)]

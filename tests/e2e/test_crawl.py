@@ -1,0 +1,178 @@
+"""catalogue -> crawl the local test web -> matches, through the real CLI, on both databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "site"))
+import localweb
+
+ALLOW = "127.0.0.1/32,127.0.0.2/32"  # 127.0.0.3 (the tripwire) stays refused
+
+
+@pytest.fixture(scope="session")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localweb.LocalWeb]:
+    site = localweb.build(tmp_path_factory.mktemp("web"))
+    yield site
+    site.stop()
+
+
+def _register(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    rw.ok("init")
+    for ref, path in web.works.files.items():
+        rw.ok("works", "add", path, "--ref", ref)
+
+
+def _uses(rw) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    out = set()
+    for m in rw.ok("matches"):
+        page, media = urlsplit(m["page_url"]), urlsplit(m["media_url"])
+        media_path = media.path + (f"?{media.query}" if media.query else "")
+        out.add((m["ref"], page.path, media_path))
+    return out
+
+
+def test_crawl_finds_every_planted_copy(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    web.main.log.clear()
+    web.tripwire.log.clear()
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    res = rw("crawl", "--url", web.main.url("/"), "--max-depth", "2", "--json", env=env)
+    assert res.code == 0, res.err
+    out = res.json
+    assert set(out) >= {"run_id", "pages", "media", "matches", "errors"}
+    assert f"run {out['run_id']}" in res.err  # progress on stderr
+    assert _uses(rw) == web.expected
+    assert out["matches"] == len(web.expected)
+    assert out["errors"] >= 2  # the 404 page and the refused internal link at least
+    log = set(web.main.log)
+    assert "/robots.txt" in log
+    assert not any(p.startswith("/private/") for p in log)  # robots.txt obeyed
+    assert "/media/secret.jpg" not in log
+    assert "/media/b-300.jpg" not in log  # srcset: only the largest candidate
+    assert "/media/js.jpg" not in log  # no JS without --render-js
+    assert web.tripwire.log == []  # refused by the network policy: no packet
+    assert [p for p in web.main.log if p.startswith("/media/")].count("/media/a.jpg") == 1
+
+
+def test_recrawl_moves_last_seen_without_duplicates(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    rw.ok("watch", "add", "gallery", "--url", web.main.url("/gallery.html"), "--max-depth", "0")
+    first = rw.ok("crawl", "gallery", env=env)
+    before = {m["id"]: m for m in rw.ok("matches")}
+    second = rw.ok("crawl", "gallery", env=env)
+    after = {m["id"]: m for m in rw.ok("matches")}
+    assert first["matches"] == second["matches"] == 2
+    assert set(before) == set(after) and len(after) == 2
+    for mid, m in after.items():
+        assert m["first_seen"] == before[mid]["first_seen"]
+        assert m["last_seen"] > before[mid]["last_seen"]
+
+
+def test_licensed_domain_gives_licensed_status(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    rw.ok("licences", "add", "--work", "sunrise", "--domain", "127.0.0.2")
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    rw.ok("crawl", "--url", web.licensed.url("/"), env=env)
+    [match] = rw.ok("matches")
+    assert match["ref"] == "sunrise"
+    assert match["status"] == "licensed"
+
+
+def test_every_seed_refused_exits_1_and_sends_nothing(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    rw.ok("init")
+    web.tripwire.log.clear()
+    res = rw(
+        "crawl", "--url", web.tripwire.url("/"), "--json", env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    )
+    assert res.code == 1
+    assert "refused" in res.err and len(res.err.strip().splitlines()) <= 2
+    res = rw("crawl", "--url", "http://169.254.169.254/latest/meta-data/")
+    assert res.code == 1
+    assert web.tripwire.log == []
+    res = rw("crawl", "--url", "not a url")
+    assert res.code == 2
+    res = rw("crawl", "--url", "http://[::1/x")
+    assert res.code == 2
+
+
+def _db_rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_kill_9_mid_crawl_then_resume_loses_nothing(
+    rw, rw_env, db_url: str, web: localweb.LocalWeb
+) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    web.chain.log.clear()
+    env = {**rw_env, "RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    cmd = [
+        str(Path(sys.executable).with_name("rightswatch")),
+        "crawl",
+        "--url",
+        web.chain.url("/p0.html"),
+        "--max-depth",
+        "100",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=rw.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        done: list[tuple[object, ...]] = []
+        while time.monotonic() < deadline:
+            try:
+                done = _db_rows(
+                    db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
+                )
+            except Exception:
+                done = []
+            if len(done) >= web.chain_pages // 4:
+                break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert web.chain_pages // 4 <= len(done) < web.chain_pages, "kill happened too late to test"
+    done_before = {
+        urlsplit(str(u)).path
+        for (u,) in _db_rows(
+            db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
+        )
+    }
+    [(run_id,)] = _db_rows(db_url, "SELECT id FROM runs")
+    seen_before = len(web.chain.log)
+    out = rw.ok("crawl", "--run-id", str(run_id), env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW})
+    assert out["run_id"] == run_id
+    after_kill = web.chain.log[seen_before:]
+    assert not done_before & set(after_kill), "a page finished before the kill was fetched again"
+    pages = {
+        urlsplit(str(u)).path
+        for (u,) in _db_rows(
+            db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
+        )
+    }
+    assert pages == {f"/p{i}.html" for i in range(web.chain_pages)}
+    assert out["pages"] == web.chain_pages
+    matches = rw.ok("matches")
+    assert len(matches) == web.chain_pages  # one use per page, none twice
+    assert len({(m["page_url"], m["media_url"], m["work_id"]) for m in matches}) == len(matches)
+    [(state,)] = _db_rows(db_url, f"SELECT state FROM runs WHERE id = {run_id}")
+    assert state == "finished"
