@@ -74,7 +74,8 @@ def test_recrawl_moves_last_seen_without_duplicates(rw, web: localweb.LocalWeb) 
     second = rw.ok("crawl", "gallery", env=env)
     after = {m["id"]: m for m in rw.ok("matches")}
     assert first["matches"] == second["matches"] == 2
-    assert set(before) == set(after) and len(after) == 2
+    assert set(before) == set(after)
+    assert len(after) == 2
     for mid, m in after.items():
         assert m["first_seen"] == before[mid]["first_seen"]
         assert m["last_seen"] > before[mid]["last_seen"]
@@ -97,7 +98,8 @@ def test_every_seed_refused_exits_1_and_sends_nothing(rw, web: localweb.LocalWeb
         "crawl", "--url", web.tripwire.url("/"), "--json", env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
     )
     assert res.code == 1
-    assert "refused" in res.err and len(res.err.strip().splitlines()) <= 2
+    assert "refused" in res.err
+    assert len(res.err.strip().splitlines()) <= 2
     res = rw("crawl", "--url", "http://169.254.169.254/latest/meta-data/")
     assert res.code == 1
     assert web.tripwire.log == []
