@@ -338,7 +338,13 @@ def _revalidation(
 class _OneLine(logging.Filter):
     """Crawl errors as one line each on stderr: no tracebacks unless RIGHTSWATCH_DEBUG."""
 
+    def __init__(self, min_level: int) -> None:
+        super().__init__()
+        self.min_level = min_level
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self.min_level:
+            return False  # Scrapy lowers logger levels; the CLI's -v decides what is shown
         if os.environ.get("RIGHTSWATCH_DEBUG"):
             return True
         message = record.getMessage()
@@ -355,9 +361,10 @@ class _OneLine(logging.Filter):
 
 def _install_log_filter() -> None:
     root = logging.getLogger()
+    level = root.level or logging.WARNING
     for handler in root.handlers:
         if not any(isinstance(f, _OneLine) for f in handler.filters):
-            handler.addFilter(_OneLine())
+            handler.addFilter(_OneLine(level))
 
 
 def scrapy_settings(settings: Settings, cfg: CrawlConfig) -> Any:
@@ -483,11 +490,9 @@ def _execute(
         capture=capture,
     )
     level = logging.getLogger().level
-    logging.getLogger("scrapy").setLevel(max(level, logging.INFO) if level else logging.WARNING)
+    _install_log_filter()
     process = CrawlerProcess(scrapy_settings(settings, cfg))
     logging.getLogger().setLevel(level)  # Scrapy lowers the root level; the CLI's -v decides
-    logging.getLogger("scrapy").setLevel(max(level, logging.INFO) if level else logging.WARNING)
-    _install_log_filter()
     crawler = process.create_crawler(WatchSpider)
     process.crawl(crawler, ctx=ctx)
     failure: str | None = None

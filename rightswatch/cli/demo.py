@@ -1,17 +1,51 @@
-"""`demo`: not built yet (issue 4)."""
+"""`demo`: the whole loop, self-contained, on the embedded defaults."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from rightswatch.cli._common import Fail, json_option
+from rightswatch.cli._common import Fail, app, emit, json_option, note, translate_errors
 
 
-@click.command('demo')
+def _human(s: dict[str, Any]) -> str:
+    run = s["run"]
+    lines = [
+        f"demo site {s['site']} (served on loopback, now stopped)",
+        f"works registered: {', '.join(w['ref'] for w in s['works'])}",
+        f"crawl run {run['run_id']}: {run['state']}; pages {run['pages']}, media {run['media']},"
+        f" matches {run['matches']}, errors {run['errors']}",
+    ]
+    for m in s["matches"]:
+        off = f" at {m['offset_s']:.1f}s" if m["offset_s"] is not None else ""
+        lines.append(
+            f"  match {m['id']}: {m['ref']} score {m['score']:.2f}{off}"
+            f"  {m['media_url']}  on {m['page_url']}"
+        )
+    if s.get("evidence"):
+        lines.append(f"evidence: {s['evidence']}")
+    lines.append("next: `rightswatch matches`, `rightswatch evidence export --all -o pack.zip`")
+    return "\n".join(lines)
+
+
+@click.command("demo")
 @json_option
+@translate_errors
 def demo_cmd() -> None:
-    """A self-contained end-to-end run on the embedded defaults."""
-    raise Fail("`demo` is not built yet (issue 4)")
+    """A self-contained end-to-end run on the embedded defaults.
+
+    Generates sample works (images and a song, made in code), registers them, serves a demo
+    site with transformed copies and decoys on 127.0.0.1, crawls it (the network policy opened
+    to that address only), and lists the matches found. State goes to RIGHTSWATCH_HOME.
+    """
+    from rightswatch.demo.run import run_demo
+
+    note("rightswatch: demo: generating sample works and serving the demo site on 127.0.0.1")
+    summary = run_demo(app().settings)
+    emit(summary, _human)
+    if summary["run"]["state"] == "failed" or not summary["matches"]:
+        raise Fail("demo crawl found no match")
 
 
 COMMANDS = [demo_cmd]

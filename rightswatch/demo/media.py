@@ -4,6 +4,7 @@ transformed copies a site might publish (resized, cropped, re-encoded, an audio 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import av
 import numpy as np
@@ -78,7 +79,8 @@ def make_music(seed: int, seconds: float = 30.0, rate: int = RATE) -> np.ndarray
         out[t : t + tt.size] += (seg * env).astype(np.float32)
         t += dur
     out += rng.normal(0, 0.005, n).astype(np.float32)
-    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+    scaled: np.ndarray = (0.3 * out / np.abs(out).max()).astype(np.float32)
+    return scaled
 
 
 def encode_audio(samples: np.ndarray, fmt: str = "flac", rate: int = RATE) -> bytes:
@@ -87,7 +89,7 @@ def encode_audio(samples: np.ndarray, fmt: str = "flac", rate: int = RATE) -> by
     out_rate = 48000 if fmt == "ogg" else rate
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as box:
-        stream = box.add_stream(codec, rate=out_rate)
+        stream: Any = box.add_stream(codec, rate=out_rate)
         stream.layout = "mono"
         if fmt in ("ogg", "mp3"):
             stream.bit_rate = 96000
@@ -95,7 +97,7 @@ def encode_audio(samples: np.ndarray, fmt: str = "flac", rate: int = RATE) -> by
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
         step = 1024
         for i in [*range(0, pcm.size, step), None]:
-            frames: list[object] = [None]
+            frames: list[Any] = [None]
             if i is not None:
                 frame = av.AudioFrame.from_ndarray(
                     pcm[None, i : i + step], format="s16", layout="mono"
@@ -110,4 +112,5 @@ def encode_audio(samples: np.ndarray, fmt: str = "flac", rate: int = RATE) -> by
 
 def excerpt(samples: np.ndarray, start_s: float, seconds: float, rate: int = RATE) -> np.ndarray:
     a = int(start_s * rate)
-    return samples[a : a + int(seconds * rate)]
+    out: np.ndarray = samples[a : a + int(seconds * rate)]
+    return out
