@@ -67,7 +67,7 @@ def audit(urls: tuple[str, ...], max_pages: int) -> None:
     for url in urls:
         if not url.lower().startswith(("http://", "https://")):
             raise Usage(f"not an http(s) URL: {url[:200]!r}")
-    results, failed = [], 0
+    results, failures = [], []
     for url in urls:
         try:
             site = audit_site(
@@ -80,16 +80,17 @@ def audit(urls: tuple[str, ...], max_pages: int) -> None:
         except BadUrl as exc:
             raise Usage(str(exc)) from None
         except (Blocked, AuditError) as exc:
-            failed += 1
-            note(f"rightswatch: {exc}")
+            failures.append(str(exc))
             continue
         for problem in site.problems:
             note(f"rightswatch: {problem}")
         results.append(site.as_json())
-    if failed and not results:
-        raise Fail(f"no site could be audited ({failed} failed)")
+    if failures and not results:
+        raise Fail("; ".join(failures))
+    for failure in failures:
+        note(f"rightswatch: {failure}")
     emit(results, _human)
-    if failed:
+    if failures:
         raise click.exceptions.Exit(1)
 
 

@@ -39,7 +39,14 @@ def test_ai_crawler_rules() -> None:
 
 @pytest.mark.parametrize(
     "robots",
-    [None, "", "garbage \x00 not robots", "User-agent: *\nAllow: /\n", "<html>404</html>", "\ufeff"],
+    [
+        None,
+        "",
+        "garbage \x00 not robots",
+        "User-agent: *\nAllow: /\n",
+        "<html>404</html>",
+        "\ufeff",
+    ],
 )
 def test_missing_or_garbage_robots_allows_all(robots: str | None) -> None:
     assert set(ai_crawler_rules(robots).values()) == {"allowed"}

@@ -62,7 +62,12 @@ def test_minimum_and_cap(card) -> None:  # type: ignore[no-untyped-def]
 
 def test_totals_split_by_shares_and_capped_per_holder(card) -> None:  # type: ignore[no-untyped-def]
     rows = [
-        row(shares=[{"rightsholder": "Label", "share": 60}, {"rightsholder": "Publisher", "share": 40}]),
+        row(
+            shares=[
+                {"rightsholder": "Label", "share": 60},
+                {"rightsholder": "Publisher", "share": 40},
+            ]
+        ),
         row(kind="audio", rightsholder="Label"),
         row(domain="a.news.example", shares=[{"rightsholder": "Publisher", "share": "33.333"}]),
     ]
@@ -82,7 +87,10 @@ def test_totals_split_by_shares_and_capped_per_holder(card) -> None:  # type: ig
         ({"fees": {"image": {"default": True}}}, "must be an amount"),
         ({"fees": {"image": {"default": "NaN"}}}, "non-negative"),
         ({"fees": {"image": {"default": 1}}, "minimum": 10, "cap": 5}, "cap is below the minimum"),
-        ({"fees": {"image": {"default": 1}}, "categories": [{"pattern": "x"}]}, "categories entry 1"),
+        (
+            {"fees": {"image": {"default": 1}}, "categories": [{"pattern": "x"}]},
+            "categories entry 1",
+        ),
     ],
 )
 def test_bad_rate_cards_are_refused_with_one_line(doc: dict[str, object], message: str) -> None:

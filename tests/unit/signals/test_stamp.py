@@ -73,7 +73,10 @@ def test_image_notices_round_trip_through_exiftool(tmp_path: Path, fmt: str, suf
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [
-        ("mp3", {"ID3v2_4:Artist", "ID3v2_4:Copyright", "ID3v2_4:CopyrightURL", "ID3v2_4:Publisher"}),
+        (
+            "mp3",
+            {"ID3v2_4:Artist", "ID3v2_4:Copyright", "ID3v2_4:CopyrightURL", "ID3v2_4:Publisher"},
+        ),
         ("wav", {"ID3v2_4:Artist", "ID3v2_4:Copyright", "ID3v2_4:CopyrightURL"}),
         ("flac", {"Vorbis:Artist", "Vorbis:Copyright", "Vorbis:License"}),
         ("ogg", {"Vorbis:Artist", "Vorbis:Copyright", "Vorbis:License"}),
