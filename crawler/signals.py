@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -39,6 +39,11 @@ from protego import Protego
 
 from crawler import netpolicy
 from crawler.netpolicy import Blocked, Network
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from evidence.models import Signal
 
 log = logging.getLogger(__name__)
 
@@ -545,6 +550,34 @@ def audit_site(
     return report
 
 
+def record_signals(
+    session: Session, *, run_id: int | None, url: str, scope: str, data: Mapping[str, Any]
+) -> Signal:
+    """Store what a site, page or media file signalled in a run; one row per (run, URL).
+
+    The caller owns the transaction. `scope` is "site", "page" or "media"; `data` is
+    `page_signals(...)` for a page, `read_rights(...)` for a media file, `SiteAudit.as_json()`
+    for a site. Recording the same URL again in the same run replaces the data.
+    """
+    from sqlalchemy import select
+
+    from evidence.models import Signal
+    from evidence.uses import canonical_url, url_key
+
+    if scope not in ("site", "page", "media"):
+        raise ValueError(f"unknown signal scope {scope!r}")
+    key = url_key(url)
+    stmt = select(Signal).where(Signal.url_key == key)
+    stmt = stmt.where(Signal.run_id.is_(None) if run_id is None else Signal.run_id == run_id)
+    row = session.scalar(stmt)
+    if row is None:
+        row = Signal(run_id=run_id, url_key=key, url=canonical_url(url), scope=scope)
+        session.add(row)
+    row.scope, row.data = scope, dict(data)
+    session.flush()
+    return row
+
+
 __all__ = [
     "AI_AGENTS",
     "AuditError",
@@ -555,5 +588,6 @@ __all__ = [
     "ai_txt_refuses",
     "audit_site",
     "page_signals",
+    "record_signals",
     "tdmrep_rule",
 ]

@@ -103,6 +103,11 @@ def removed(original: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
     return any(original.get(key) and not found.get(key) for key in CMI_FIELDS)
 
 
+def rights_flags(original: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
+    """The match flags a found copy earns: ["rights_metadata_removed"] or []."""
+    return ["rights_metadata_removed"] if removed(original, found) else []
+
+
 def _set(found: dict[str, Any], key: str, value: Any) -> None:
     if found.get(key) is None:
         found[key] = clean(value)
@@ -286,5 +291,6 @@ __all__ = [
     "clean",
     "read_rights",
     "removed",
+    "rights_flags",
     "summary",
 ]
