@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,8 @@ MAX_PAGE_BYTES = 5 * 1024 * 1024
 MAX_TEXT_BYTES = 512 * 1024  # robots.txt (Google reads 500 KiB), ai.txt, tdmrep.json
 MAX_AUDIT_MEDIA_BYTES = 25 * 1024 * 1024
 MAX_REDIRECTS = 5
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # connect, and between two reads
+TOTAL_S = 60.0  # one whole response
 NOAI_TOKENS = frozenset({"noai", "noimageai"})
 _CC_DEED = re.compile(r"^https?://(www\.)?creativecommons\.org/(licenses|publicdomain)/", re.I)
 
@@ -194,7 +196,10 @@ class Fetched:
 class Fetcher:
     """GETs with the policy transport, a redirect cap, a timeout and a body cap."""
 
-    def __init__(self, allowed: Sequence[Network], user_agent: str) -> None:
+    def __init__(
+        self, allowed: Sequence[Network], user_agent: str, total_s: float = TOTAL_S
+    ) -> None:
+        self.total_s = total_s
         self.client = httpx.Client(
             transport=PolicyTransport(allowed),
             follow_redirects=True,
@@ -206,6 +211,7 @@ class Fetcher:
 
     def get(self, url: str, max_bytes: int) -> Fetched:
         """Fetch url; raise Blocked or httpx.HTTPError (with a one-line str) when it fails."""
+        deadline = time.monotonic() + self.total_s
         with self.client.stream("GET", url) as resp:
             chunks, size, truncated = [], 0, False
             for chunk in resp.iter_bytes():  # decoded: the cap bounds what a gzip bomb expands to
@@ -213,6 +219,8 @@ class Fetcher:
                 if size > max_bytes:
                     truncated = True
                     break
+                if time.monotonic() > deadline:  # a server dripping bytes under the read timeout
+                    raise httpx.ReadTimeout(f"no complete answer in {self.total_s:g} s")
                 chunks.append(chunk)
             return Fetched(
                 str(resp.url), resp.status_code, resp.headers, b"".join(chunks), truncated
@@ -303,7 +311,7 @@ def tdmrep_rule(doc: Any, path: str) -> tuple[bool, str | None] | None:
             if reservation not in (0, 1, "0", "1"):
                 return None  # a protocol error: the reservation is unset
             policy = rule.get("tdm-policy")
-            return str(reservation) == "1", policy if isinstance(policy, str) else None
+            return str(reservation) == "1", policy[:2000] if isinstance(policy, str) else None
     return None
 
 
@@ -525,7 +533,8 @@ def audit_site(
                     seen.add(link)
                     queue.append(link)
         if declared:
-            report.tdm_reservation, report.tdm_policy = declared[0]
+            report.tdm_reservation = declared[0][0]
+            report.tdm_policy = _http_url(declared[0][1], root + "/")
         report.noai = noai
         for media_url in media_urls[:MAX_MEDIA]:
             try:

@@ -80,3 +80,14 @@ def test_proxy_environment_is_ignored(site: Site, monkeypatch: pytest.MonkeyPatc
             assert fetcher.get(site.url + "/small", 100).body == b"hello"
         finally:
             fetcher.close()
+
+
+def test_a_dripping_server_hits_the_total_deadline(site: Site) -> None:
+    site.routes["/drip"] = Route(b"x" * 10_000, drip_s=0.05)  # would take over 8 minutes
+    fetcher = Fetcher(LOOPBACK, "rightswatch-test", total_s=0.5)
+    with serve(site):
+        try:
+            with pytest.raises(httpx.ReadTimeout, match=r"no complete answer in 0\.5 s"):
+                fetcher.get(site.url + "/drip", 1_000_000)
+        finally:
+            fetcher.close()

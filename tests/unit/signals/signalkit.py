@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Route:
     body: bytes = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0  # > 0: send the body one byte at a time, pausing this long
 
 
 @dataclass
@@ -213,7 +215,15 @@ def serve(site: Site) -> Iterator[Site]:
                 self.send_header(key, value.replace("{port}", str(site.port)))
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
-            self.wfile.write(route.body)
+            try:
+                if not route.drip_s:
+                    self.wfile.write(route.body)
+                for i in range(len(route.body) if route.drip_s else 0):
+                    self.wfile.write(route.body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(route.drip_s)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as it should
 
         def log_message(self, *args: Any) -> None:
             pass
