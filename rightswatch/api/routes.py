@@ -165,8 +165,11 @@ def match_status(
     response_class=Response,
     tags=["evidence"],
 )
-def export(request: Request, body: ExportIn, principal: PrincipalDep) -> Response:
+def export(
+    request: Request, body: ExportIn, session: SessionDep, principal: PrincipalDep
+) -> Response:
     """An evidence pack of these matches (all in the account's scope, or 404 and no pack)."""
+    session.close()  # the export runs its own transactions (SQLite: one writer at a time)
     return export_response(request, body.match_ids, principal.scope(), f"api:{principal.name}")
 
 
