@@ -116,4 +116,62 @@ def timestamp_cmd() -> None:
         raise click.exceptions.Exit(1)
 
 
+@evidence.command("check")
+@click.option(
+    "--collect-orphans", is_flag=True, help="Delete unreferenced blobs past the grace period."
+)
+@click.option("--grace-hours", type=click.IntRange(min=0), default=24, show_default=True)
+@json_option
+@translate_errors
+def check(collect_orphans: bool, grace_hours: int) -> None:
+    """Re-verify the whole ledger (chain, signatures, checkpoints, time-stamps) and every blob
+    the evidence points to; list orphan blobs. Exit 1 on any gap or mismatch."""
+    from evidence.check import run_check
+    from evidence.db import translate_db_errors
+
+    a = app()
+    with translate_db_errors(), a.factory() as session:
+        report = run_check(
+            session, a.store, collect_orphans=collect_orphans, grace_s=grace_hours * 3600
+        ).as_json()
+
+    def human(r: dict[str, Any]) -> str:
+        head = "ok" if r["ok"] else "PROBLEMS"
+        lines = [
+            f"{head}: {r['entries']} ledger entries, {r['checkpoints']} checkpoints,"
+            f" {r['captures']} captures, {r['blobs_checked']} blobs checked,"
+            f" {len(r['orphans'])} orphan blobs"
+        ]
+        lines += [f"problem: {p}" for p in r["problems"]]
+        return "\n".join(lines)
+
+    emit(report, human)
+    if not report["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+@evidence.command("notice")
+@click.argument("match_id", type=int)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "html"]), default="text", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the notice to FILE.")
+@json_option
+@translate_errors
+def notice(match_id: int, fmt: str, output: Path | None) -> None:
+    """Draft a takedown notice for MATCH_ID with the elements of DMCA 512(c)(3) and EU DSA
+    Article 16, from the match, the work and RIGHTSWATCH_SENDER_NAME / _CONTACT."""
+    from evidence.claims import write_atomic
+    from evidence.db import translate_db_errors
+    from evidence.notice import draft_notice
+
+    a = app()
+    with translate_db_errors(), a.factory() as session:
+        result = draft_notice(session, match_id, a.settings)
+    if output is not None:
+        write_atomic(output, result[fmt])
+        result["path"] = str(output.absolute())
+    emit(result, lambda r: "" if output is not None else r[fmt].rstrip("\n"))
+
+
 COMMANDS = [evidence]
