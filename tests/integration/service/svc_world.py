@@ -67,9 +67,13 @@ def _side(s: Session, holder: str, page: str) -> Side:
     s.add(CrawlUrl(run_id=run.id, url_key="0" * 64, url=page + "/broken", error="timeout"))
     side.run_id = run.id
     lic, _ = add_licence(
-        s, domain=f"licensed-{holder.lower()}.example", work=work, rightsholder_id=None,
-        until=None, created_by="test",
-    )  # fmt: skip
+        s,
+        domain=f"licensed-{holder.lower()}.example",
+        work=work,
+        rightsholder_id=None,
+        until=None,
+        created_by="test",
+    )
     side.licence_id = lic.id
     for role in ("viewer", "reviewer"):
         _, token = add_account(s, f"{role}-{holder}", role=role, rightsholders=[holder])

@@ -78,10 +78,12 @@ def test_bola_foreign_objects_look_nonexistent(
         if "{" not in path:
             continue
         ghost = type("Ghost", (), dict.fromkeys(PARAMS.values(), NONEXISTENT))()
-        foreign = client.request(method, fill(path, world.a), json=body_for(method, path, world.b),
-                                 headers=auth(b_token))  # fmt: skip
-        missing = client.request(method, fill(path, ghost), json=body_for(method, path, world.b),
-                                 headers=auth(b_token))  # fmt: skip
+        foreign = client.request(
+            method, fill(path, world.a), json=body_for(method, path, world.b), headers=auth(b_token)
+        )
+        missing = client.request(
+            method, fill(path, ghost), json=body_for(method, path, world.b), headers=auth(b_token)
+        )
         assert foreign.status_code == missing.status_code == 404, (method, path, foreign.text)
         assert foreign.content == missing.content, (method, path)
         checked += 1
@@ -109,15 +111,17 @@ def test_bola_lists_filters_exports_and_licences(
     )
     with session_factory() as s:
         exports_before = s.scalar(select(func.count()).where(LedgerEntry.kind == "export"))
-    mixed = client.post("/api/exports", json={"match_ids": [world.b.match_id, world.a.match_id]},
-                        headers=b)  # fmt: skip
+    mixed = client.post(
+        "/api/exports", json={"match_ids": [world.b.match_id, world.a.match_id]}, headers=b
+    )
     ghost = client.post(
         "/api/exports", json={"match_ids": [world.b.match_id, NONEXISTENT]}, headers=b
     )
     assert mixed.status_code == ghost.status_code == 404
     assert mixed.content == ghost.content
-    lic = client.post("/api/licences", json={"domain": "x.example", "work_id": world.a.work_id},
-                      headers=b)  # fmt: skip
+    lic = client.post(
+        "/api/licences", json={"domain": "x.example", "work_id": world.a.work_id}, headers=b
+    )
     assert lic.status_code == 404
     with session_factory() as s:
         assert s.scalar(select(func.count()).where(LedgerEntry.kind == "export")) == exports_before
@@ -166,8 +170,9 @@ def test_authentication_required(
     app, client = make_client(session_factory)
     headers = {"Authorization": header} if header is not None else {}
     for method, path in api_routes(app):
-        res = client.request(method, fill(path, world.a), json=body_for(method, path, world.a),
-                             headers=headers)  # fmt: skip
+        res = client.request(
+            method, fill(path, world.a), json=body_for(method, path, world.a), headers=headers
+        )
         assert res.status_code == 401, (header, method, path)
         assert res.json() == res.json() | {"message": res.json()["message"]}
         assert res.headers["www-authenticate"] == "Bearer"
@@ -211,8 +216,11 @@ def test_tokens_are_never_stored_or_logged(
     with caplog.at_level(logging.DEBUG):
         for token in tokens:
             client.get("/api/works", headers=auth(token))
-            client.post(f"/api/matches/{world.a.match_id}/status", json={"status": "bad"},
-                        headers=auth(token))  # fmt: skip
+            client.post(
+                f"/api/matches/{world.a.match_id}/status",
+                json={"status": "bad"},
+                headers=auth(token),
+            )
             client.post("/login", data={"token": token}, follow_redirects=False)
     dump = _dump(session_factory)
     for token in tokens:
@@ -236,8 +244,11 @@ def test_mass_assignment_is_refused(
 ) -> None:
     _, client = make_client(session_factory)
     token = world.a.tokens["reviewer"]
-    res = client.post(f"/api/matches/{world.a.match_id}/status",
-                      json={"status": "confirmed", **extra}, headers=auth(token))  # fmt: skip
+    res = client.post(
+        f"/api/matches/{world.a.match_id}/status",
+        json={"status": "confirmed", **extra},
+        headers=auth(token),
+    )
     assert res.status_code == 422
     assert "message" in res.json()
     with session_factory() as s:

@@ -46,9 +46,11 @@ def service(
 def add_watch(factory: sessionmaker[Session], every_s: int = 3600) -> int:
     with factory.begin() as s:
         watch = Watch(
-            name=f"w{every_s}", seeds=["http://127.0.0.1:9/"], every_s=every_s,
+            name=f"w{every_s}",
+            seeds=["http://127.0.0.1:9/"],
+            every_s=every_s,
             created_at=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
-        )  # fmt: skip
+        )
         s.add(watch)
         s.flush()
         return watch.id

@@ -17,9 +17,20 @@ from evidence.uses import canonical_url, match_json, record_use, url_key
 from fingerprints import Hit
 
 CONTRACT_KEYS = {
-    "id", "work_id", "ref", "kind", "page_url", "media_url", "score", "offset_s",
-    "first_seen", "last_seen", "status", "flags", "evidence_ids",
-}  # fmt: skip
+    "id",
+    "work_id",
+    "ref",
+    "kind",
+    "page_url",
+    "media_url",
+    "score",
+    "offset_s",
+    "first_seen",
+    "last_seen",
+    "status",
+    "flags",
+    "evidence_ids",
+}
 
 
 def _use(session: Session, work_id: int, **kw: object) -> tuple[Match, bool]:
@@ -81,9 +92,13 @@ def test_licence_makes_new_use_licensed_and_expiry_brings_it_back(
     with session_factory.begin() as s:
         work = make_work(s, "X", "w1")
         add_licence(
-            s, domain="example.com", work=work, rightsholder_id=None,
-            until=date(2026, 6, 30), created_by="test",
-        )  # fmt: skip
+            s,
+            domain="example.com",
+            work=work,
+            rightsholder_id=None,
+            until=date(2026, 6, 30),
+            created_by="test",
+        )
         m, _ = _use(s, work.id)
         assert m.status == "licensed"
         m, _ = _use(s, work.id, seen_at=T0.replace(year=2027))
@@ -104,8 +119,11 @@ def test_set_status_records_who_and_rejects_unknown(session_factory: sessionmake
     with session_factory() as s:
         change = s.scalars(select(StatusChange)).one()
         assert (change.old_status, change.new_status, change.by, change.note) == (
-            "pending", "confirmed", "cli:alice", "clear copy",
-        )  # fmt: skip
+            "pending",
+            "confirmed",
+            "cli:alice",
+            "clear copy",
+        )
         assert s.get(Match, m.id).status == "confirmed"  # type: ignore[union-attr]
 
 
