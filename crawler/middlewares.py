@@ -23,7 +23,15 @@ from typing import Any, Self
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 from scrapy.utils.httpobj import urlparse_cached
@@ -68,18 +76,29 @@ class NetPolicyErrorMiddleware(NetPolicyMiddleware):
     """Turn a resolver refusal (a DNS failure to Scrapy) into the policy's IgnoreRequest.
 
     Ordered next to the downloader (990) so it sees the failure before RetryMiddleware,
-    which would otherwise retry a refused name as if DNS had hiccupped.
+    which would otherwise retry a refused name as if DNS had hiccupped. It also ends a
+    failed robots.txt fetch (timeout, too large, malformed) as IgnoreRequest with the
+    reason: Scrapy's policy is the same (allow all), but its RobotsTxtMiddleware logs any
+    other exception with a traceback.
     """
 
     def process_request(self, request: Request) -> None:
         return None
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        if not isinstance(exception, DNS_ERRORS):
-            return
-        reason = REFUSALS.get(urlparse_cached(request).hostname or "")
-        if reason is not None:
-            raise self._refuse(request, reason) from None
+        if isinstance(exception, DNS_ERRORS):
+            reason = REFUSALS.get(urlparse_cached(request).hostname or "")
+            if reason is not None:
+                raise self._refuse(request, reason) from None
+        if request.meta.get("dont_obey_robotstxt") and request.url.endswith("/robots.txt"):
+            if isinstance(exception, IgnoreRequest):
+                return
+            reason = f"robots.txt not read ({failure_reason(exception)}): allowing all"
+            request.meta[ERROR_META] = reason
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("netpolicy/robots_error")
+            logger.info("%(reason)s", {"reason": reason, "url": request.url})
+            raise IgnoreRequest(reason) from None
 
 
 class TrapMiddleware(BaseSpiderMiddleware):
@@ -100,3 +119,53 @@ def refusal(request: Any) -> str | None:
     meta = getattr(request, "meta", None) or {}
     value = meta.get(ERROR_META)
     return value if isinstance(value, str) else None
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The root error inside Scrapy's and Twisted's wrappers (ResponseFailed.reasons, causes)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        reasons = getattr(exc, "reasons", None)
+        if reasons:
+            inner = getattr(reasons[0], "value", reasons[0])
+            if isinstance(inner, BaseException):
+                exc = inner
+                continue
+        if exc.__cause__ is None:
+            break
+        exc = exc.__cause__
+    return exc
+
+
+def failure_reason(exc: BaseException, request: Any = None) -> str:
+    """One line naming why a URL failed: the policy or trap reason, else the error's class.
+
+    For the runner's errback: "refused …", "timeout: …", "too large: …", "redirect limit",
+    "data loss: …", "HTTP 404", "DNS: …", "connection: …", "malformed response: …".
+    """
+    recorded = refusal(request)
+    if recorded is not None:
+        return recorded
+    msg = " ".join(str(exc).split())[:300]
+    name = type(exc).__name__
+    if isinstance(exc, DownloadTimeoutError | TimeoutError):
+        return f"timeout: {msg or name}"
+    if isinstance(exc, DownloadCancelledError) or "DOWNLOAD_MAXSIZE" in msg:
+        return f"too large: {msg or 'transfer cancelled at the size cap'}"
+    if "max redirections" in msg:
+        return "redirect limit: max redirections reached"
+    if isinstance(exc, ResponseDataLossError) or "DataLoss" in msg:
+        return f"data loss: {msg or 'body shorter than declared'}"
+    response = getattr(exc, "response", None)
+    if response is not None and hasattr(response, "status"):
+        return f"HTTP {response.status}"
+    if isinstance(exc, DNS_ERRORS):
+        return f"DNS: {msg or name}"
+    if isinstance(exc, DownloadConnectionRefusedError | ConnectionError):
+        return f"connection: {msg or name}"
+    if isinstance(exc, DownloadFailedError | OSError | ValueError | EOFError):
+        inner = _innermost(exc)
+        detail = " ".join(str(inner).split())[:300]
+        return f"malformed response: {type(inner).__name__}: {detail}".rstrip(": ")
+    return f"{name}: {msg}" if msg else name

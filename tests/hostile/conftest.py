@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hostile.routes import install_all
-from hostile.server import HostileServer, Site, Tripwire
+from hostile.routes import BOMBS, install_all
+from hostile.server import HostileServer, Site, Tripwire, bomb
 
 CHILD = Path(__file__).with_name("crawl_child.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,8 @@ def site() -> Iterator[Site]:
     else:  # pragma: no cover - the port space is exhausted
         pytest.fail("could not bind a tripwire beside the hostile server")
     install_all(server, server.port)
+    for encoding in set(BOMBS.values()):
+        bomb(encoding)  # built once here, not inside a request's timeout
     proxy_trip = Tripwire("127.0.0.1", 0)
     s = Site(server, trip, trip6, proxy_trip)
     yield s
@@ -79,7 +81,8 @@ class CrawlResult:
     returncode: int
 
     def outcome(self, url: str) -> dict[str, Any]:
-        found = [r for r in self.results if r["url"] == url]
+        """The one result for `url`, also when it failed at a later redirect hop."""
+        found = [r for r in self.results if (r.get("redirect_urls") or [r["url"]])[0] == url]
         assert len(found) == 1, (url, self.results)
         return found[0]
 

@@ -27,7 +27,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Request, Response, TextResponse
 from twisted.python.failure import Failure
 
-from crawler.middlewares import refusal
+from crawler.middlewares import failure_reason, refusal
 from crawler.safety import merge_into
 
 LINK = re.compile(rb"""(?:href|src|content)\s*=\s*["']([^"']+)["']|url\(([^)]+)\)""", re.I)
@@ -115,6 +115,7 @@ class ProbeSpider(scrapy.Spider):
                 "ok": False,
                 "error": reason[:500],
                 "kind": type(failure.value).__name__,
+                "reason": failure_reason(failure.value, request),
                 "redirect_urls": request.meta.get("redirect_urls", []) if request else [],
             }
         )

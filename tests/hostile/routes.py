@@ -108,10 +108,13 @@ def install_c2_c3(srv: HostileServer) -> None:
     async def repeat(ex: Exchange) -> None:
         await ex.respond(200, html('<a href="a/">deeper</a>'))
 
+    many = html("".join(f'<a href="/c3/l/{i}">{i}</a>\n' for i in range(100_000)))
+    filler = "<p>" + "lorem ipsum " * 80 + "</p>\n"
+    big = html(filler * (10_000_000 // len(filler)))
+
     @srv.route("/c3/links")
     async def many_links(ex: Exchange) -> None:
-        links = "".join(f'<a href="/c3/l/{i}">{i}</a>\n' for i in range(100_000))
-        await ex.respond(200, html(links))
+        await ex.respond(200, many)
 
     @srv.route("/c3/longurl")
     async def long_url(ex: Exchange) -> None:
@@ -121,8 +124,7 @@ def install_c2_c3(srv: HostileServer) -> None:
 
     @srv.route("/c3/big")
     async def big_html(ex: Exchange) -> None:
-        filler = "<p>" + "lorem ipsum " * 80 + "</p>\n"
-        await ex.respond(200, html(filler * (10_000_000 // len(filler))))
+        await ex.respond(200, big)
 
 
 def install_c4(srv: HostileServer) -> None:
