@@ -132,8 +132,8 @@ def make_config(
     if not seeds:
         raise BadInput("give at least one --url")
     clean = [validate_seed(s) for s in seeds]
-    if max_depth is not None and not 0 <= max_depth <= 100:
-        raise BadInput("--max-depth must be between 0 and 100")
+    if max_depth is not None and not 0 <= max_depth <= 10_000:
+        raise BadInput("--max-depth must be between 0 and 10000")
     if max_pages is not None and not 1 <= max_pages <= 10_000_000:
         raise BadInput("--max-pages must be between 1 and 10000000")
     domains = [normalize_domain(d) for d in allow_domains] or default_domains(clean)
