@@ -29,6 +29,7 @@ from rightswatch.api import media
 from rightswatch.api.deps import SessionDep, ctx, limit_rate
 from rightswatch.api.errors import ApiError
 from rightswatch.api.routes import export_response
+from rightswatch.api.schemas import MAX_ID, NO_NUL
 from rightswatch.api.session import COOKIE, MAX_AGE_S, WebSession, csrf_ok, make_cookie, read_cookie
 
 HERE = Path(__file__).parent
@@ -127,8 +128,8 @@ def queue(
     request: Request,
     session: SessionDep,
     status: Annotated[str, Query(max_length=20)] = "pending",
-    work: Annotated[str, Query(max_length=200)] = "",
-    domain: Annotated[str, Query(max_length=253)] = "",
+    work: Annotated[str, Query(max_length=200, pattern=NO_NUL)] = "",
+    domain: Annotated[str, Query(max_length=253, pattern=NO_NUL)] = "",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Response:
     web = web_session(request, session)
@@ -192,7 +193,7 @@ def review(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     web = _require(request, session, csrf, write=True)
-    if not 1 <= match_id <= 2**62:
+    if not 1 <= match_id <= MAX_ID:
         raise ApiError(404, "not found")
     found = get_match(session, match_id, web.principal.scope())
     set_status(session, found, status, note=note or None, by=f"web:{web.principal.name}")
@@ -210,7 +211,7 @@ def export(
     web = _require(request, session, csrf)
     if not match_ids or len(match_ids) > ctx(request).max_export:
         raise ApiError(422, f"export between 1 and {ctx(request).max_export} matches")
-    if any(not 1 <= i <= 2**62 for i in match_ids):
+    if any(not 1 <= i <= MAX_ID for i in match_ids):
         raise ApiError(404, "not found")
     session.close()  # the export opens its own transactions
     return export_response(request, match_ids, web.principal.scope(), f"web:{web.principal.name}")
@@ -219,7 +220,7 @@ def export(
 @router.get("/review/works/{work_id}/original")
 def work_original(request: Request, session: SessionDep, work_id: int) -> Response:
     web = _require(request, session)
-    work = session.get(Work, work_id) if 1 <= work_id <= 2**62 else None
+    work = session.get(Work, work_id) if 1 <= work_id <= MAX_ID else None
     scope = web.principal.scope()
     if work is None or (scope is not None and work.rightsholder_id not in scope):
         raise NotFound("not found")
@@ -229,7 +230,7 @@ def work_original(request: Request, session: SessionDep, work_id: int) -> Respon
 @router.get("/review/matches/{match_id}/media")
 def match_media(request: Request, session: SessionDep, match_id: int) -> Response:
     web = _require(request, session)
-    if not 1 <= match_id <= 2**62:
+    if not 1 <= match_id <= MAX_ID:
         raise NotFound("not found")
     return media.found_media(
         ctx(request).store, get_match(session, match_id, web.principal.scope())

@@ -18,6 +18,7 @@ from rightswatch.api import media
 from rightswatch.api.deps import PrincipalDep, SessionDep, WriterDep, ctx
 from rightswatch.api.errors import ApiError, responses
 from rightswatch.api.schemas import (
+    NO_NUL,
     ExportIn,
     HealthOut,
     Id,
@@ -95,8 +96,8 @@ def matches(
     session: SessionDep,
     principal: PrincipalDep,
     status: MatchStatus | None = None,
-    work: Annotated[str | None, Query(max_length=200)] = None,
-    domain: Annotated[str | None, Query(max_length=253)] = None,
+    work: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    domain: Annotated[str | None, Query(max_length=253, pattern=NO_NUL)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:

@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from evidence.models import MatchStatus
 
 MAX_EXPORT = 1000
-Id = Annotated[int, Field(ge=1, le=2**62)]
+MAX_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
+NO_NUL = r"^[^\x00]*$"
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: MatchStatus
-    note: Annotated[str | None, Field(max_length=2000)] = None
+    note: Annotated[str | None, Field(max_length=2000, pattern=NO_NUL)] = None
 
 
 class ExportIn(BaseModel):
@@ -27,7 +29,7 @@ class ExportIn(BaseModel):
 
 class LicenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    domain: Annotated[str, Field(min_length=1, max_length=253)]
+    domain: Annotated[str, Field(min_length=1, max_length=253, pattern=NO_NUL)]
     work_id: Id | None = Field(None, description="The licensed work; omit for the whole catalogue.")
     until: date | None = Field(None, description="Last day covered; omit for open-ended.")
 

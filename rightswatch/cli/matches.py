@@ -57,7 +57,7 @@ def matches(ctx: click.Context, work_ref: str | None, status: str | None) -> Non
 
 
 @matches.command("set-status")
-@click.argument("match_id", metavar="ID", type=int)
+@click.argument("match_id", metavar="ID", type=click.IntRange(1, 2**31 - 1))
 @click.argument("status", type=click.Choice(["pending", "confirmed", "dismissed", "licensed"]))
 @click.option("--note", help="Why: kept with the decision in the evidence ledger.")
 @json_option
