@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crawler import netpolicy
-from crawler.egress import GuardedProxy
+from crawler.egress import GuardedProxy, shared_proxy
 from crawler.netpolicy import Network
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,12 +40,22 @@ class RenderError(Exception):
     """The page could not be rendered; the message says why in one line."""
 
 
-def launch_options(proxy_url: str) -> dict[str, Any]:
+def launch_options(
+    proxy_url: str | None = None, *, allowed: Sequence[Network] | None = None
+) -> dict[str, Any]:
     """Playwright `chromium.launch()` keywords: Debian's Chromium, every request via the proxy.
 
-    `<-loopback>` removes Chromium's implicit bypass of localhost, so loopback goes through
-    the proxy (and its policy) too.
+    With `proxy_url=None` this process's shared `GuardedProxy` is started (once) for
+    `allowed` (default: `RIGHTSWATCH_ALLOW_NETWORKS`) and used: Chromium is never launched
+    without the guard. `<-loopback>` removes Chromium's implicit bypass of localhost, so
+    loopback goes through the proxy (and its policy) too.
     """
+    if proxy_url is None:
+        if allowed is None:
+            from rightswatch.config import get_settings
+
+            allowed = get_settings().allow_networks
+        proxy_url = shared_proxy(allowed).url
     return {
         "executable_path": CHROMIUM,
         "headless": True,

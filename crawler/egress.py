@@ -248,3 +248,23 @@ class GuardedProxy:
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(OSError):
                 up_w.close()
+
+
+_shared: dict[tuple[Network, ...], GuardedProxy] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_proxy(allowed: Sequence[Network]) -> GuardedProxy:
+    """This process's proxy for `allowed`, started on first use and kept for its lifetime.
+
+    For scrapy-playwright, whose launch options are fixed before the crawl starts; a crawl
+    is a child process, so the proxy ends with it.
+    """
+    key = tuple(allowed)
+    with _shared_lock:
+        proxy = _shared.get(key)
+        if proxy is None:
+            proxy = GuardedProxy(key)
+            proxy.start()
+            _shared[key] = proxy
+        return proxy

@@ -77,6 +77,8 @@ class CrawlResult:
     stats: dict[str, Any]
     maxrss_kb: int
     dns_calls: dict[str, int]
+    egress_refused: list[str]
+    egress_forwarded: int
     stderr: str
     returncode: int
 
@@ -100,6 +102,7 @@ def crawl(tmp_path: Path) -> Any:
         fake_dns: dict[str, list[list[str]]] | None = None,
         allow: tuple[str, ...] = ("127.0.0.1/32",),
         env: dict[str, str] | None = None,
+        render_js: bool = False,
     ) -> CrawlResult:
         config = {
             "urls": urls,
@@ -107,6 +110,7 @@ def crawl(tmp_path: Path) -> Any:
             "follow": follow,
             "fake_dns": fake_dns or {},
             "allow": list(allow),
+            "render_js": render_js,
         }
         cfg, out = tmp_path / "config.json", tmp_path / "result.json"
         cfg.write_text(json.dumps(config))

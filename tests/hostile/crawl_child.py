@@ -77,13 +77,18 @@ class ProbeSpider(scrapy.Spider):
 
     name = "probe"
 
-    def __init__(self, urls: list[str], follow: bool, results: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, urls: list[str], follow: bool, results: list[dict[str, Any]], render: bool
+    ) -> None:
         super().__init__()
-        self.urls, self.follow, self.results = urls, follow, results
+        self.urls, self.follow, self.results, self.render = urls, follow, results, render
 
     async def start(self) -> Any:
+        meta = {"playwright": True} if self.render else {}
         for url in self.urls:
-            yield Request(url, callback=self.parse, errback=self.failed, dont_filter=True)
+            yield Request(
+                url, callback=self.parse, errback=self.failed, dont_filter=True, meta=meta
+            )
 
     def parse(self, response: Response) -> Any:
         self.results.append(
@@ -135,6 +140,16 @@ def main() -> None:
     }
     settings = merge_into(base, config.get("allow", []), user_agent="rightswatch-test/1")
     settings.update(config.get("settings", {}))
+    render = bool(config.get("render_js"))
+    if render:  # as crawler.runner does for --render-js
+        from crawler.browser import launch_options
+        from crawler.resolver import allowed_networks
+
+        handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+        settings["DOWNLOAD_HANDLERS"] = {**settings["DOWNLOAD_HANDLERS"], "http": handler}
+        settings["PLAYWRIGHT_LAUNCH_OPTIONS"] = launch_options(
+            None, allowed=allowed_networks(config.get("allow", []))
+        )
     results: list[dict[str, Any]] = []
     received: dict[str, int] = defaultdict(int)
 
@@ -144,7 +159,13 @@ def main() -> None:
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(ProbeSpider)
     crawler.signals.connect(on_bytes, signal=signals.bytes_received)
-    process.crawl(crawler, urls=config["urls"], follow=config.get("follow", False), results=results)
+    process.crawl(
+        crawler,
+        urls=config["urls"],
+        follow=config.get("follow", False),
+        results=results,
+        render=render,
+    )
     process.start()
     stats = {k: v for k, v in (crawler.stats.get_stats() if crawler.stats else {}).items()}
     out = {
@@ -153,7 +174,15 @@ def main() -> None:
         "stats": {k: v for k, v in stats.items() if isinstance(v, int | float | str)},
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "dns_calls": dict(calls),
+        "egress_refused": [],
+        "egress_forwarded": 0,
     }
+    if render:
+        from crawler.egress import _shared
+
+        for proxy in _shared.values():
+            out["egress_refused"] += list(proxy.refused)
+            out["egress_forwarded"] += proxy.forwarded
     with open(sys.argv[2], "w") as f:
         json.dump(out, f)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -143,6 +144,22 @@ def test_s6_rendered_page_cannot_reach_internal_addresses(site: Site, s6_page: s
     assert "127.0.0.2" in refused
     assert "169.254.169.254" in refused
     assert site.tripwire_connects() == 0
+
+
+@needs_chromium
+@pytest.mark.chromium
+def test_s6_render_js_crawl_goes_through_the_proxy(site: Site, s6_page: str, crawl: Any) -> None:
+    """The --render-js path: scrapy-playwright with crawler.browser.launch_options(None)."""
+    result = crawl([s6_page], render_js=True, settings={"DOWNLOAD_TIMEOUT": 60})
+    outcome = result.outcome(s6_page)
+    assert outcome["ok"], outcome
+    assert result.egress_forwarded >= 1  # the page itself came through the proxy
+    refused = " ".join(result.egress_refused)
+    assert "127.0.0.2" in refused
+    assert "169.254.169.254" in refused
+    assert "LEAK" not in outcome["head"]
+    assert site.tripwire_connects() == 0
+    assert "Traceback" not in result.stderr
 
 
 @needs_chromium
