@@ -1,0 +1,373 @@
+"""Hostile media (HOSTILE.md M1-M7) through the decoding sandbox: a child process with an address
+space rlimit and a wall-clock kill. The corpus is generated here (small, deterministic).
+
+Each file is refused with a one-line reason (or fingerprinted, where that is harmless), the
+process survives, no Ghostscript is spawned, a tripwire server gets no connection, and no byte
+of a local file shows up anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import socket
+import stat
+import struct
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fingerprints import Unfingerprintable
+
+sandbox = pytest.importorskip("fingerprints.sandbox")
+
+PASSWD = Path("/etc/passwd").read_bytes()
+
+
+# --- corpus -----------------------------------------------------------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(w: int = 50_000, h: int = 50_000) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024, 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _gif_frame(w: int, h: int) -> bytes:
+    gce = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 0.1 s per frame
+    descriptor = b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0)
+    return gce + descriptor + b"\x02\x02\x44\x01\x00"  # LZW: clear, index 0, end
+
+
+def gif(w: int, h: int, frames: int = 1) -> bytes:
+    screen = b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    return screen + loop + _gif_frame(w, h) * frames + b"\x3b"
+
+
+def bmp_bomb(w: int = 50_000, h: int = 50_000) -> bytes:
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + 40 + 16, 0, 0, 54) + info + b"\x00" * 16
+
+
+def noise_image(fmt: str, seed: int = 1, size: tuple[int, int] = (320, 240)) -> bytes:
+    rnd = random.Random(seed)
+    small = Image.new("RGB", (32, 24))
+    small.putdata(
+        [(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)) for _ in range(32 * 24)]
+    )
+    buf = io.BytesIO()
+    small.resize(size, Image.Resampling.BICUBIC).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def wav(rate: int, channels: int, seconds_claimed: float, real_seconds: float = 2.0) -> bytes:
+    bits = 16
+    align = channels * bits // 8
+    claimed = int(seconds_claimed * rate) * align
+    rnd = random.Random(7)
+    frames = min(int(real_seconds * rate), 200_000)
+    body = bytes(rnd.randrange(256) for _ in range(frames * align))
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * align, align, bits)
+    return (
+        b"RIFF"
+        + struct.pack("<I", min(36 + claimed, 0xFFFFFFFF))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", min(claimed, 0xFFFFFFFF))
+        + body
+    )
+
+
+SPOOFED = {
+    "eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nnewpath 0 0 moveto showpage\n",
+    "eps-binary": b"\xc5\xd0\xd3\xc6" + b"\x00" * 28 + b"%!PS-Adobe-3.0 EPSF-3.0\n",
+    "psd": b"8BPS\x00\x01"
+    + b"\x00" * 6
+    + struct.pack(">HIIHH", 3, 50_000, 50_000, 8, 3)
+    + b"\x00" * 64,
+    "pdf": b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R/Prev 9>>\n%%EOF\n",
+    "svg": b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"'
+    b' width="50000" height="50000"><image href="file:///etc/passwd"/></svg>',
+    "fits": b"SIMPLE  =                    T".ljust(2880, b" "),
+    "tiff-ifd-loop": b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x08\x00\x00\x00",
+    "ico-bomb": b"\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x01\x00\x20\x00"
+    + struct.pack("<II", 40, 22)
+    + png_bomb(),
+}
+
+
+def corrupt_corpus() -> dict[str, bytes]:
+    png, jpeg, gif1 = noise_image("PNG"), noise_image("JPEG"), noise_image("GIF")
+    rnd = random.Random(42)
+    corpus = {
+        "png-truncated": png[: len(png) // 2],
+        "jpeg-truncated": jpeg[: len(jpeg) // 2],
+        "gif-truncated": gif1[: len(gif1) // 3],
+        "png-bad-crc": png[:20] + bytes([png[20] ^ 0xFF]) + png[21:],
+        "jpeg-header-only": jpeg[:200],
+        "empty": b"",
+        "one-byte": b"\xff",
+    }
+    magics = [
+        b"\x89PNG\r\n\x1a\n",
+        b"GIF89a",
+        b"\xff\xd8\xff\xe0",
+        b"RIFF\x00\x00\x00\x00WEBP",
+        b"BM",
+        b"RIFF\x00\x00\x00\x00WAVEfmt ",
+        b"ID3\x03\x00",
+        b"fLaC",
+        b"OggS\x00\x02",
+        b"\xff\xfb\x90",
+    ]
+    for i in range(40):
+        body = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 3000)))
+        corpus[f"random-{i}"] = (magics[i % len(magics)] if i % 2 else b"") + body
+    return corpus
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+class Tripwire:
+    """A TCP listener on loopback that counts every connection attempt."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connects = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connects += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def tripwire() -> Iterator[Tripwire]:
+    wire = Tripwire()
+    yield wire
+    wire.close()
+
+
+@pytest.fixture(scope="module")
+def gs_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fake `gs`/`gsx`/`convert` first on PATH: running any of them leaves a marker file."""
+    bin_dir = tmp_path_factory.mktemp("tripbin")
+    marker = bin_dir / "SPAWNED"
+    for name in ("gs", "gsx", "gswin32c", "convert", "magick", "inkscape", "rsvg-convert"):
+        exe = bin_dir / name
+        exe.write_text(f"#!/bin/sh\necho {name} >> {marker}\nexit 1\n")
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        yield marker
+
+
+@pytest.fixture(scope="module")
+def box(gs_marker: Path) -> Iterator[object]:
+    """One sandbox for the corpus (spawned after PATH has the tripwires)."""
+    with sandbox.Sandbox() as sb:
+        yield sb
+
+
+def outcome(box: object, data: bytes) -> str:
+    try:
+        prints = box.fingerprint_query(data)  # type: ignore[attr-defined]
+    except Unfingerprintable as exc:
+        reason = str(exc)
+        assert reason, "a refusal needs a reason"
+        assert "\n" not in reason
+        assert b"root:" not in reason.encode()
+        return reason
+    assert PASSWD[:64] not in repr(prints).encode()
+    return "ok"
+
+
+# --- M1 pixel and frame bombs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("png-50000x50000", png_bomb()),
+        ("gif-50000x50000", gif(50_000, 50_000)),
+        ("bmp-50000x50000", bmp_bomb()),
+        ("png-100000x1", png_bomb(100_000_000, 1)),
+    ],
+)
+def test_pixel_bombs_are_refused(box: object, name: str, data: bytes) -> None:
+    reason = outcome(box, data)
+    assert reason.startswith("too many pixels"), (name, reason)
+
+
+def test_frame_bomb_is_refused(box: object) -> None:
+    data = gif(1, 1, frames=10_000)
+    assert len(data) < 300_000
+    assert outcome(box, data) == "too many frames"
+
+
+# --- M2 format spoofing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SPOOFED))
+def test_spoofed_formats_refused_before_decoding(box: object, gs_marker: Path, name: str) -> None:
+    reason = outcome(box, SPOOFED[name])
+    assert reason in (
+        "neither an allowed image nor audio format",
+        "not an allowed image format",
+    ) or reason.startswith(("too many pixels", "undecodable")), (name, reason)
+    assert not gs_marker.exists(), f"{name}: an external converter was spawned"
+
+
+# --- M3 truncated, corrupt and random ---------------------------------------------------------
+
+
+def test_corrupt_and_random_bytes(box: object) -> None:
+    outcomes = {name: outcome(box, data) for name, data in corrupt_corpus().items()}
+    crashed = {
+        n: r
+        for n, r in outcomes.items()
+        if r.startswith(("decoder crashed", "memory limit", "timeout"))
+    }
+    assert crashed == {}
+    for name in ("png-truncated", "jpeg-truncated", "jpeg-header-only", "empty", "one-byte"):
+        assert outcomes[name] != "ok", f"{name} was fingerprinted from padded data"
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+# --- M6 audio bombs ---------------------------------------------------------------------------
+
+
+def test_audio_claiming_24_hours_decodes_only_the_window(box: object) -> None:
+    reason = outcome(box, wav(8000, 1, seconds_claimed=24 * 3600, real_seconds=20))
+    assert reason not in ("timeout", "memory limit")
+    assert not reason.startswith("decoder crashed")
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 255), (1_000_000, 1), (4_000_000, 2)])
+def test_audio_channel_and_rate_bombs_are_refused(box: object, rate: int, channels: int) -> None:
+    reason = outcome(box, wav(rate, channels, seconds_claimed=3600, real_seconds=0.01))
+    assert reason == "too many channels or too high a sample rate" or reason.startswith(
+        "undecodable"
+    ), reason
+
+
+def test_tiny_file_of_hours_of_silence(box: object, tmp_path: Path) -> None:
+    out = tmp_path / "silence.flac"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=8000:cl=mono",
+            "-t",
+            "10800",
+            "-c:a",
+            "flac",
+            str(out),
+        ],
+        check=True,
+    )
+    data = out.read_bytes()
+    assert len(data) < 3_000_000  # three hours in a few hundred KiB
+    reason = outcome(box, data)
+    assert reason not in ("timeout", "memory limit")
+
+
+# --- M7 FFmpeg protocol abuse -----------------------------------------------------------------
+
+
+def test_playlists_and_protocols_are_not_followed(box: object, tripwire: Tripwire) -> None:
+    url = f"http://127.0.0.1:{tripwire.port}/x.mp3"
+    playlist = f"#EXTM3U\n#EXTINF:10,x\nfile:///etc/passwd\n{url}\n".encode()
+    hls = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{url}\n#EXT-X-ENDLIST\n".encode()
+    corpus = {
+        "m3u": playlist,
+        "m3u-behind-id3": b"ID3\x03\x00\x00\x00\x00\x00\x00" + playlist,
+        "m3u-behind-mpeg-frame": b"\xff\xfb\x90\x64" + b"\x00" * 413 + playlist,
+        "hls": hls,
+        "concat": b"ffconcat version 1.0\nfile /etc/passwd\nfile " + url.encode() + b"\n",
+        "concat-protocol": b"concat:/etc/passwd|" + url.encode(),
+        "subfile": b"subfile,,start,0,end,0,,:/etc/passwd",
+    }
+    for name, data in corpus.items():
+        reason = outcome(box, data)
+        assert reason != "ok", name
+    assert tripwire.connects == 0
+
+
+# --- M4 / M5 crash, memory blow-up, hang (test hooks in the child) ----------------------------
+
+
+def hook_abort(_data: bytes) -> None:
+    os.abort()
+
+
+def hook_allocate(_data: bytes) -> bytes:
+    return b"\x00" * (8 << 30)
+
+
+def hook_hang(_data: bytes) -> None:
+    while True:
+        pass
+
+
+def _children_zombies() -> list[int]:
+    me, out = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == me:
+                out.append(int(entry.name))
+    return out
+
+
+def test_crash_memory_and_hang_are_contained(gs_marker: Path) -> None:
+    with sandbox.Sandbox(timeout_s=3.0) as sb:
+        with pytest.raises(Unfingerprintable, match=r"^decoder crashed \(signal 6\)$"):
+            sb.run(hook_abort, b"")
+        with pytest.raises(Unfingerprintable, match=r"^memory limit$"):
+            sb.run(hook_allocate, b"")
+        with pytest.raises(Unfingerprintable, match=r"^timeout$"):
+            sb.run(hook_hang, b"")
+        assert _children_zombies() == []
+        # the replaced worker goes on with the next item
+        assert sb.fingerprint_query(noise_image("PNG")).kind.value == "image"
