@@ -35,9 +35,11 @@ def test_c1_redirect_loops_and_bad_redirects(site: Site, crawl: Any) -> None:
         outcome = result.outcome(url)
         assert not outcome["ok"]
         assert outcome["error"] == "IgnoreRequest: max redirections reached"
+        assert outcome["reason"] == "redirect limit: max redirections reached"
         assert len(outcome["redirect_urls"]) == 10  # REDIRECT_MAX_TIMES: the chain is kept
     for url in bad:  # not followed: the 302 itself is the (failed) outcome
         assert "non-200" in result.outcome(url)["error"]
+        assert result.outcome(url)["reason"] == "HTTP 302"
     assert result.outcome(f"{o}/ok")["ok"]  # the run goes on
     assert site.server.hits["/c1/chain"] <= 11
     _clean(result)
@@ -86,6 +88,7 @@ def test_c4_huge_endless_underrun_overrun(site: Site, crawl: Any) -> None:
     result = crawl(urls, settings={"DOWNLOAD_FAIL_ON_DATALOSS": False})
     huge = result.outcome(f"{o}/c4/huge-cl")
     assert "Expected to receive 10737418240 bytes" in huge["error"]
+    assert huge["reason"].startswith("too large: ")
     assert result.received.get(f"{o}/c4/huge-cl", 0) <= ONE_BUFFER  # refused on the header
     endless = result.outcome(f"{o}/c4/infinite")
     assert endless["kind"] == "DownloadCancelledError"
@@ -105,7 +108,7 @@ def test_c4_huge_endless_underrun_overrun(site: Site, crawl: Any) -> None:
 def test_c4_underrun_fails_when_dataloss_is_fatal(site: Site, crawl: Any) -> None:
     url = f"{site.server.origin}/c4/underrun"
     result = crawl([url], settings={"DOWNLOAD_FAIL_ON_DATALOSS": True, "RETRY_TIMES": 0})
-    assert "DataLoss" in result.outcome(url)["error"] or "data" in result.outcome(url)["error"]
+    assert result.outcome(url)["reason"].startswith("data loss: ")
     _clean(result)
 
 
@@ -117,6 +120,7 @@ def test_c5_compression_bombs_stop_at_the_cap(site: Site, crawl: Any) -> None:
         outcome = result.outcome(url)
         assert not outcome["ok"]
         assert "exceeded DOWNLOAD_MAXSIZE" in outcome["error"], outcome
+        assert outcome["reason"].startswith("too large: ")
         decompressed = int(outcome["error"].split(" B decompressed")[0].rsplit(" ", 1)[1])
         assert CAP < decompressed <= CAP * 1.1 + ONE_BUFFER  # Scrapy's bound: within ~10 %
     assert result.outcome(f"{o}/ok")["ok"]  # the next URL proceeds
@@ -134,6 +138,7 @@ def test_c6_slow_and_hanging_servers_time_out(site: Site, crawl: Any) -> None:
         outcome = result.outcome(o + p)
         assert outcome["kind"] == "DownloadTimeoutError", outcome
         assert "took longer than 0.5 seconds" in outcome["error"]
+        assert outcome["reason"].startswith("timeout: ")
     assert result.outcome(f"{o}/ok")["ok"]
     assert result.stats["retry/reason_count/scrapy.exceptions.DownloadTimeoutError"] == 3
     _clean(result)
@@ -150,9 +155,11 @@ def test_c7_malformed_http_is_a_per_url_error(site: Site, crawl: Any) -> None:
     assert not result.outcome(f"{o}/c7/rst")["ok"]
     assert not result.outcome(f"{o}/c7/empty")["ok"]
     assert not result.outcome(f"{o}/c7/truncgzip")["ok"]
+    kinds = ("malformed response: ", "data loss: ", "connection: ", "timeout: ", "too large: ")
     for url in urls:
         outcome = result.outcome(url)
-        assert outcome["ok"] or outcome["error"], outcome
+        assert outcome["ok"] or outcome["reason"].startswith(kinds), outcome
+    assert "non-integer status code" in result.outcome(f"{o}/c7/badstatus")["reason"]
     _clean(result)
 
 
