@@ -8,6 +8,7 @@ SHA-256 and size)::
     public_key.pem             the installation's public key (key_id = sha256 of its raw bytes)
     ledger/entries.json        the ledger entries of these matches, each with its inclusion proof
     ledger/checkpoint.json     the signed ledger head the proofs lead to
+    ledger/consistency.json    RFC 6962 proofs that this head extends earlier checkpoints
     timestamp/request.tsq      the RFC 3161 request over the checkpoint
     timestamp/response.tsr     the TSA's token, when the checkpoint is externally timestamped
     warc/<capture>.warc.gz     the captures, as recorded
@@ -56,6 +57,7 @@ MAX_WORK_COPY = 20 * 1024 * 1024  # originals larger than this stay out of the p
 IMAGE_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # members carry no wall-clock time: packs differ only in metadata
 NOT_TIMESTAMPED = "not externally timestamped"
+MAX_CONSISTENCY = 100  # proofs that this pack's head extends the last N earlier checkpoints
 
 
 def safe_name(name: str) -> str:
@@ -228,6 +230,21 @@ def build_pack(
     pack.add(
         "ledger/checkpoint.json", json.dumps(ledger.checkpoint_json(checkpoint), indent=1).encode()
     )
+    earlier = session.scalars(
+        select(Checkpoint)
+        .where(Checkpoint.size < checkpoint.size, Checkpoint.size > 0)
+        .order_by(Checkpoint.size.desc())
+        .limit(MAX_CONSISTENCY)
+    )
+    consistency = [
+        {
+            "size": old.size,
+            "root": old.root,
+            "proof": [p.hex() for p in merkle.consistency_proof(old.size, hashes)],
+        }
+        for old in earlier
+    ]
+    pack.add("ledger/consistency.json", json.dumps(consistency, indent=1).encode())
     timestamped = checkpoint.tsa_token is not None
     if checkpoint.tsa_request:
         pack.add("timestamp/request.tsq", checkpoint.tsa_request)
@@ -413,3 +430,38 @@ def pack_bytes(
         path = Path(tmp) / "pack.zip"
         export_pack(factory, store, settings, path, match_ids=match_ids, by=by, scope=scope)
         return path.read_bytes()
+
+
+def export_and_verify(settings: Settings, match_ids: Sequence[int], target: Path) -> dict[str, Any]:
+    """Export these matches, verify the pack, and put a copy of its report.html beside it
+    (what `rightswatch demo` ends with)."""
+    from evidence.blobs import open_store
+    from evidence.db import make_engine, make_session_factory
+    from evidence.verify import verify_pack
+
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_session_factory(engine)
+        out = export_pack(
+            factory,
+            open_store(settings),
+            settings,
+            target,
+            match_ids=match_ids,
+            force=True,
+            by="demo",
+        )
+    finally:
+        engine.dispose()
+    result = verify_pack(target)
+    report = target.with_name(target.stem + "-report.html")
+    with zipfile.ZipFile(target) as zf:
+        report.write_bytes(zf.read("report.html"))
+    return {
+        "pack": out["path"],
+        "sha256": out["sha256"],
+        "report": str(report.absolute()),
+        "verified": result["ok"],
+        "problems": result["problems"],
+        "warnings": result["warnings"],
+    }

@@ -197,6 +197,9 @@ def _verify(zf: zipfile.ZipFile, result: dict[str, Any]) -> None:
     if public is None:
         return
     checkpoint = _check_ledger(zf, budget, manifest, public, problems)
+    result["checkpoint"] = checkpoint
+    if checkpoint is not None:
+        result["consistency"] = _check_consistency(zf, budget, checkpoint, problems)
     _check_captures(zf, budget, manifest, problems)
     result["timestamp"] = _check_timestamp(zf, budget, manifest, checkpoint, problems, warnings)
 
@@ -274,6 +277,66 @@ def _check_ledger(
     if sorted(seqs) != sorted(manifest.get("ledger_seqs") or []):
         problems.append("ledger/entries.json: entries differ from the manifest's ledger_seqs")
     return cp
+
+
+def _check_consistency(
+    zf: zipfile.ZipFile, budget: _Budget, cp: dict[str, Any], problems: list[str]
+) -> dict[int, str]:
+    """Earlier checkpoints (size -> root) that this pack's head provably extends."""
+    name = "ledger/consistency.json"
+    if name not in zf.namelist():
+        return {}
+    items = _load_json(zf, name, budget, problems)
+    proved: dict[int, str] = {}
+    if not isinstance(items, list):
+        if items is not None:
+            problems.append(f"{name}: not a list")
+        return proved
+    try:
+        new_size, new_root = int(cp["size"]), ledger.digest_bytes(str(cp["root"]))
+    except (KeyError, TypeError, ValueError):
+        return proved
+    for item in items:
+        try:
+            size, root = int(item["size"]), str(item["root"])
+            proof = [bytes.fromhex(h) for h in item["proof"]]
+            ok = merkle.verify_consistency(
+                size, new_size, ledger.digest_bytes(root), new_root, proof
+            )
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{name}: malformed proof")
+            continue
+        if not ok:
+            problems.append(f"{name}: checkpoint {size} is not consistent with the head")
+        else:
+            proved[size] = root
+    return proved
+
+
+def compare_with_older(new: dict[str, Any], old_pack: Path) -> list[str]:
+    """Problems if the older pack's signed head is not part of the newer pack's history (a fork
+    or a rewritten ledger); both results come from `verify_pack`."""
+    old = verify_pack(old_pack)
+    if not old["ok"]:
+        return [f"older pack: {p}" for p in old["problems"]]
+    if old.get("key_id") != new.get("key_id"):
+        return ["older pack: signed by another key"]
+    ocp, ncp = old.get("checkpoint") or {}, new.get("checkpoint") or {}
+    osize, nsize = int(ocp.get("size", -1)), int(ncp.get("size", -1))
+    if osize == nsize:
+        return (
+            []
+            if ocp.get("root") == ncp.get("root")
+            else [f"fork: two different heads for size {osize}"]
+        )
+    if osize > nsize:
+        return [f"older pack: its head ({osize}) is newer than this pack's ({nsize})"]
+    proved = new.get("consistency") or {}
+    if osize not in proved:
+        return [f"older pack: no consistency proof from size {osize} in this pack"]
+    if proved[osize] != ocp.get("root"):
+        return [f"fork: the older pack's head {osize} is not in this ledger's history"]
+    return []
 
 
 def _entries_by_subject(zf: zipfile.ZipFile, budget: _Budget) -> dict[str, dict[str, Any]]:

@@ -62,16 +62,25 @@ def export(
 
 @evidence.command("verify")
 @click.argument("pack", type=click.Path(path_type=Path))
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path),
+    help="An older pack: also prove this pack's ledger extends its head (no fork, no rewrite).",
+)
 @json_option
 @translate_errors
-def verify(pack: Path) -> None:
+def verify(pack: Path, previous: Path | None) -> None:
     """Check every hash, signature, chain proof and time-stamp of PACK, offline.
 
     Exit 1 when anything fails; each problem names the member and the check.
     """
-    from evidence.verify import verify_pack
+    from evidence.verify import compare_with_older, verify_pack
 
     result = verify_pack(pack)
+    if previous is not None and result["ok"]:
+        result["problems"].extend(compare_with_older(result, previous))
+        result["ok"] = not result["problems"]
+    result.pop("consistency", None)
 
     def human(r: dict[str, Any]) -> str:
         lines = ["ok" if r["ok"] else "NOT OK"]

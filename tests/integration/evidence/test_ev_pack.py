@@ -299,3 +299,46 @@ def test_capture_later_than_the_tsa_time_is_flagged(factory: sessionmaker[Sessio
     res = verify_pack(tmp_path / "p.zip")
     assert not res["ok"]
     assert any("later than the TSA time" in p and p.startswith("capture ") for p in res["problems"]), res["problems"]
+
+
+def test_export_and_verify_for_the_demo(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+    from evidence.pack import export_and_verify
+
+    ids = _setup(factory, store)
+    out = export_and_verify(get_settings(), ids, tmp_path / "demo.zip")
+    assert out["verified"] is True and out["problems"] == []
+    assert Path(out["report"]).read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert Path(out["pack"]) == tmp_path / "demo.zip"
+
+
+def test_newer_pack_extends_older_one_and_a_fork_is_named(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+    from evidence.db import make_engine, make_session_factory
+    from evidence.migrate import upgrade
+    from evidence.verify import compare_with_older
+
+    ids = _setup(factory, store)
+    _export(factory, store, tmp_path / "old.zip", ids)
+    with factory.begin() as s:
+        ledger.append(s, kind="custody", subject="note:1", content={"n": 1})
+    _export(factory, store, tmp_path / "new.zip", ids)
+    new = verify_pack(tmp_path / "new.zip")
+    assert new["ok"], new["problems"]
+    assert compare_with_older(new, tmp_path / "old.zip") == []
+    assert compare_with_older(verify_pack(tmp_path / "old.zip"), tmp_path / "new.zip")[0].startswith("older pack: its head")
+    # Another ledger signed with the same key, with its own history: a fork.
+    engine = make_engine(f"sqlite:///{tmp_path / 'fork.db'}")
+    upgrade(engine)
+    fork = make_session_factory(engine)
+    old_size = json.loads(members(tmp_path / "old.zip")["ledger/checkpoint.json"])["size"]
+    with fork.begin() as s:
+        for i in range(old_size):
+            ledger.append(s, kind="custody", subject=f"fork:{i}", content={"i": i})
+        ledger.make_checkpoint(s)
+        m = make_match(s, ref="fork-w")
+        record_capture(s, store, match=m, material=make_material(m))
+        fork_ids = [m.id]
+    _export(fork, store, tmp_path / "fork.zip", fork_ids)
+    engine.dispose()
+    forked = verify_pack(tmp_path / "fork.zip")
+    assert forked["ok"], forked["problems"]
+    assert compare_with_older(forked, tmp_path / "old.zip") == [f"fork: the older pack's head {old_size} is not in this ledger's history"]
