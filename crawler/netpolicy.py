@@ -15,7 +15,9 @@ Callers: the downloader middleware (URLs, every redirect hop), the Scrapy DNS re
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urlsplit
@@ -89,6 +91,7 @@ BLOCKED_V6 = _table(
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
@@ -189,6 +192,16 @@ def odd_ipv4(host: str) -> list[ipaddress.IPv4Address] | None:
 def check_host(host: str, allowed: Sequence[Network]) -> str:
     """Check a URL host before any lookup; return it canonical (IDNA, lower case, no dot).
 
+    Allowed answers are cached per (host, allowed) (refusals are not): the check runs for
+    every request and every redirect hop.
+    """
+    return _check_host(host, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_host(host: str, allowed: tuple[Network, ...]) -> str:
+    """See check_host.
+
     Literal addresses in any spelling are judged here; names are judged by `resolve`.
     Non-canonical IPv4 spellings are refused even when they mean a public address:
     parsers disagree about them, and no real site needs them.
@@ -242,7 +255,7 @@ def check_url(url: str, allowed: Sequence[Network]) -> None:
     are refused (`http://user@127.0.0.1:80@example.test/`: parsers disagree about which
     part is the host), naming the address class of a host hidden in the userinfo.
     """
-    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise BadUrl(f"refused {url[:200]!r}: whitespace or control character in URL")
     try:
         parts = urlsplit(url)
