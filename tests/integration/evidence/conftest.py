@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from evsynth import make_match, make_material  # noqa: F401  (re-exported for tests)
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence.keys import ensure_key
 from evidence.store import LocalBlobStore
 from rightswatch.config import get_settings
-
-from evsynth import make_match, make_material  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture

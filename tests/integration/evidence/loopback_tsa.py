@@ -31,28 +31,53 @@ def make_pki(base: Path, *, critical_eku: bool = True) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("rightswatch test root CA for the loopback time-stamping tests")).issuer_name(_name("rightswatch test root CA for the loopback time-stamping tests"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        x509.CertificateBuilder()
+        .subject_name(_name("rightswatch test root CA for the loopback time-stamping tests"))
+        .issuer_name(_name("rightswatch test root CA for the loopback time-stamping tests"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     tsa_key = ec.generate_private_key(ec.SECP256R1())
     tsa = (
-        x509.CertificateBuilder().subject_name(_name("rightswatch test TSA")).issuer_name(ca.subject)
-        .public_key(tsa_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        x509.CertificateBuilder()
+        .subject_name(_name("rightswatch test TSA"))
+        .issuer_name(ca.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=critical_eku)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=critical_eku
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     (base / "tsa.pem").write_bytes(_pem(tsa))
-    (base / "tsa.key").write_bytes(tsa_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (base / "tsa.key").write_bytes(
+        tsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     (base / "chain.pem").write_bytes(_pem(tsa) + _pem(ca))
     (base / "ca.pem").write_bytes(_pem(ca))
     (base / "serial").write_text("01\n")
@@ -84,8 +109,22 @@ def reply(base: Path, request: bytes, *extra: str) -> bytes:
     q = base / f"q-{threading.get_ident()}.tsq"
     r = base / f"r-{threading.get_ident()}.tsr"
     q.write_bytes(request)
-    subprocess.run(["openssl", "ts", "-reply", "-config", str(base / "tsa.cnf"), "-queryfile", str(q),
-                    "-out", str(r), *extra], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-reply",
+            "-config",
+            str(base / "tsa.cnf"),
+            "-queryfile",
+            str(q),
+            "-out",
+            str(r),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return r.read_bytes()
 
 
@@ -94,7 +133,9 @@ def _pki_with_sorted_certs(base: Path, *, critical_eku: bool) -> x509.Certificat
     rfc3161-client parser checks): make key pairs until its order happens to be the sorted one."""
     from rfc3161_client import TimestampRequestBuilder, decode_timestamp_response
 
-    probe = bytes(TimestampRequestBuilder().data(b"probe").cert_request(cert_request=True).build().as_bytes())
+    probe = bytes(
+        TimestampRequestBuilder().data(b"probe").cert_request(cert_request=True).build().as_bytes()
+    )
     for _ in range(40):
         ca = make_pki(base, critical_eku=critical_eku)
         if not critical_eku:
@@ -122,7 +163,7 @@ def loopback_tsa(*, critical_eku: bool = True) -> Iterator[TSA]:
         holder: list[TSA] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with lock:
                     holder[0].requests += 1

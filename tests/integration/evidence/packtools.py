@@ -15,7 +15,9 @@ def members(pack: Path) -> dict[str, bytes]:
         return {i.filename: zf.read(i) for i in zf.infolist()}
 
 
-def write(path: Path, items: list[tuple[str, bytes]] | dict[str, bytes], *, symlink: str | None = None) -> Path:
+def write(
+    path: Path, items: list[tuple[str, bytes]] | dict[str, bytes], *, symlink: str | None = None
+) -> Path:
     pairs = list(items.items()) if isinstance(items, dict) else items
     with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as zf:
         warnings.simplefilter("ignore")  # duplicate names are what some tests want

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
+from evsynth import make_match, make_material
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from warcio.archiveiterator import ArchiveIterator
@@ -17,10 +18,11 @@ from evidence.capture import REQUIRED_CUSTODY, REQUIRED_EXCHANGE, record_capture
 from evidence.models import Capture, LedgerEntry
 from evidence.store import LocalBlobStore
 from evidence.wacz import validate_wacz
-from evsynth import make_match, make_material
 
 
-def test_capture_writes_warc_row_and_ledger(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_capture_writes_warc_row_and_ledger(
+    factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     with factory.begin() as s:
         match = make_match(s)
         material = make_material(match)
@@ -29,8 +31,10 @@ def test_capture_writes_warc_row_and_ledger(factory: sessionmaker[Session], stor
     with factory() as s:
         cap = s.get_one(Capture, cap_id)
         entry = s.get_one(LedgerEntry, cap.ledger_seq)
-        assert entry.subject == f"capture:{cap_id}" and entry.content == cap.custody
-        assert cap.complete is True and cap.flags == []
+        assert entry.subject == f"capture:{cap_id}"
+        assert entry.content == cap.custody
+        assert cap.complete is True
+        assert cap.flags == []
         custody = cap.custody
     for key in REQUIRED_CUSTODY:
         assert custody.get(key) is not None, key
@@ -50,7 +54,15 @@ def test_capture_writes_warc_row_and_ledger(factory: sessionmaker[Session], stor
         if rec.rec_type == "response":
             payloads[rec.rec_headers.get_header("WARC-Target-URI")] = body
             assert rec.rec_headers.get_header("WARC-IP-Address") == "127.0.0.1"
-    assert kinds == ["warcinfo", "response", "request", "response", "request", "metadata", "resource"]
+    assert kinds == [
+        "warcinfo",
+        "response",
+        "request",
+        "response",
+        "request",
+        "metadata",
+        "resource",
+    ]
     assert payloads[material.media.url] == material.media.body
     assert payloads[material.page.url] == material.page.body
 
@@ -60,7 +72,9 @@ def test_capture_writes_warc_row_and_ledger(factory: sessionmaker[Session], stor
     assert ok, line
 
 
-def test_same_match_and_run_is_recorded_once(factory: sessionmaker[Session], store: LocalBlobStore) -> None:
+def test_same_match_and_run_is_recorded_once(
+    factory: sessionmaker[Session], store: LocalBlobStore
+) -> None:
     with factory.begin() as s:
         match = make_match(s)
         first = record_capture(s, store, match=match, material=make_material(match))
@@ -72,15 +86,23 @@ def test_same_match_and_run_is_recorded_once(factory: sessionmaker[Session], sto
 
 
 @pytest.mark.parametrize("flag", ["dataloss", "partial", "truncated", "size-capped", "time-capped"])
-def test_incomplete_material_is_never_complete(factory: sessionmaker[Session], store: LocalBlobStore, flag: str) -> None:
+def test_incomplete_material_is_never_complete(
+    factory: sessionmaker[Session], store: LocalBlobStore, flag: str
+) -> None:
     with factory.begin() as s:
         match = make_match(s)
-        cap = record_capture(s, store, match=match, material=make_material(match, flags=[flag], screenshot=False))
-    assert cap.complete is False and flag in cap.flags
-    assert cap.custody["complete"] is False and cap.custody["screenshot"] == {"taken": False}
+        cap = record_capture(
+            s, store, match=match, material=make_material(match, flags=[flag], screenshot=False)
+        )
+    assert cap.complete is False
+    assert flag in cap.flags
+    assert cap.custody["complete"] is False
+    assert cap.custody["screenshot"] == {"taken": False}
 
 
-def test_failed_capture_leaves_no_row(factory: sessionmaker[Session], store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_capture_leaves_no_row(
+    factory: sessionmaker[Session], store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*_a: object, **_k: object) -> None:
         raise ledger.ClockWentBackwards("clock went backwards")
 
@@ -88,8 +110,10 @@ def test_failed_capture_leaves_no_row(factory: sessionmaker[Session], store: Loc
         match = make_match(s)
         match_id = match.id
     monkeypatch.setattr(ledger, "append", boom)
-    with pytest.raises(ledger.ClockWentBackwards), factory.begin() as s:
+    with factory() as s, s.begin():
         m = s.get_one(type(match), match_id)
-        record_capture(s, store, match=m, material=make_material(m))
+        material = make_material(m)
+        with pytest.raises(ledger.ClockWentBackwards):
+            record_capture(s, store, match=m, material=material)
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Capture)) == 0

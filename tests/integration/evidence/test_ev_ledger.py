@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -29,19 +30,25 @@ def test_entries_chain_and_verify(factory: sessionmaker[Session]) -> None:
         rows = list(s.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)))
     assert [r.seq for r in rows] == [1, 2, 3]
     assert rows[0].prev_hash == ledger.GENESIS
-    assert rows[1].prev_hash == rows[0].entry_hash and rows[2].prev_hash == rows[1].entry_hash
+    assert rows[1].prev_hash == rows[0].entry_hash
+    assert rows[2].prev_hash == rows[1].entry_hash
     for r in rows:
         assert ledger.check_entry(ledger.entry_json(r), _public()) == []
     tampered = ledger.entry_json(rows[1]) | {"content": {"i": 99, "t": "é"}}
     assert ledger.check_entry(tampered, _public()) == ["content hash mismatch"]
 
 
-def test_clock_backwards_is_refused(factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clock_backwards_is_refused(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with factory.begin() as s:
         first = ledger.append(s, kind="custody", subject="t:1", content={})
     earlier = first.created_at - timedelta(minutes=5)
     monkeypatch.setattr(ledger, "clock", lambda: earlier)
-    with pytest.raises(ledger.ClockWentBackwards, match="clock went backwards"), factory.begin() as s:
+    with (
+        pytest.raises(ledger.ClockWentBackwards, match="clock went backwards"),
+        factory.begin() as s,
+    ):
         ledger.append(s, kind="custody", subject="t:2", content={})
     with factory() as s:
         assert s.scalar(select(LedgerEntry.seq).order_by(LedgerEntry.seq.desc())) == 1
@@ -51,7 +58,9 @@ def test_clock_backwards_is_refused(factory: sessionmaker[Session], monkeypatch:
         assert ledger.append(s, kind="custody", subject="t:2", content={}).seq == 2
 
 
-def test_times_are_utc_whatever_the_tz(factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_times_are_utc_whatever_the_tz(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
     fixed = datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC)  # EU DST switch boundary
     monkeypatch.setattr(ledger, "clock", lambda: fixed)
     monkeypatch.setenv("TZ", "Asia/Kolkata")
@@ -89,7 +98,7 @@ def test_concurrent_appends_are_serialised(factory: sessionmaker[Session]) -> No
     with factory() as s:
         rows = list(ledger.entries(s))
     assert [r.seq for r in rows] == list(range(1, 31))
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert b.prev_hash == a.entry_hash
         assert b.created_at >= a.created_at
 
@@ -100,7 +109,8 @@ def test_checkpoint_signs_the_merkle_root(factory: sessionmaker[Session]) -> Non
             ledger.append(s, kind="custody", subject=f"c{i}", content={"i": i})
         cp = ledger.make_checkpoint(s)
         again = ledger.make_checkpoint(s)
-    assert again.id == cp.id and cp.size == 5
+    assert again.id == cp.id
+    assert cp.size == 5
     pub = _public()
     assert ledger.check_checkpoint(ledger.checkpoint_json(cp), pub) == []
     forged = ledger.checkpoint_json(cp) | {"size": 4}

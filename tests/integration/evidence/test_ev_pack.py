@@ -14,44 +14,60 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from evsynth import make_match, make_material, png
+from packtools import flip, members, resign, write
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from warcio.archiveiterator import ArchiveIterator
 
 from evidence import ledger
 from evidence.capture import record_capture
-from evidence.models import LedgerEntry, Match
+from evidence.models import LedgerEntry
 from evidence.pack import export_pack
 from evidence.reviews import set_status
 from evidence.store import LocalBlobStore
 from evidence.verify import verify_pack
 from evidence.wacz import validate_wacz
-from evsynth import make_match, make_material, png
-from packtools import flip, members, resign, write
 from rightswatch.config import get_settings
 
 RIGHTSWATCH = str(Path(sys.executable).with_name("rightswatch"))
 
 
-def _setup(factory: sessionmaker[Session], store: LocalBlobStore, *, future: bool = False) -> list[int]:
+def _setup(
+    factory: sessionmaker[Session], store: LocalBlobStore, *, future: bool = False
+) -> list[int]:
     store.put(png(1))
     store.put(png(2))
     with factory.begin() as s:
-        a = make_match(s, ref="w-a", title='Sunset <script>alert(1)</script>', seed=1)
+        a = make_match(s, ref="w-a", title="Sunset <script>alert(1)</script>", seed=1)
         mat = make_material(a)
         if future:
             for ex in (mat.page, mat.media):
                 ex.started_at = datetime.now(UTC) + timedelta(minutes=11)
                 ex.finished_at = ex.started_at + timedelta(seconds=1)
         record_capture(s, store, match=a, material=mat)
-        b = make_match(s, ref="w-b", holder="Label B", page_url="http://127.0.0.1:8080/p2.html",
-                       media_url="http://127.0.0.1:8080/m2.png", seed=2)
-        record_capture(s, store, match=b, material=make_material(b, flags=["truncated"], screenshot=False))
+        b = make_match(
+            s,
+            ref="w-b",
+            holder="Label B",
+            page_url="http://127.0.0.1:8080/p2.html",
+            media_url="http://127.0.0.1:8080/m2.png",
+            seed=2,
+        )
+        record_capture(
+            s, store, match=b, material=make_material(b, flags=["truncated"], screenshot=False)
+        )
         set_status(s, a, "confirmed", note="clear copy", by="tester")
         return [a.id, b.id]
 
 
-def _export(factory: sessionmaker[Session], store: LocalBlobStore, target: Path, ids: list[int], **kw: object) -> dict:
+def _export(
+    factory: sessionmaker[Session],
+    store: LocalBlobStore,
+    target: Path,
+    ids: list[int],
+    **kw: object,
+) -> dict:
     return export_pack(factory, store, get_settings(), target, match_ids=ids, **kw)  # type: ignore[arg-type]
 
 
@@ -60,7 +76,8 @@ def pack(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) 
     ids = _setup(factory, store)
     target = tmp_path / "pack.zip"
     out = _export(factory, store, target, ids)
-    assert out["path"] == str(target) and sorted(out["matches"]) == sorted(ids)
+    assert out["path"] == str(target)
+    assert sorted(out["matches"]) == sorted(ids)
     assert out["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
     return target
 
@@ -71,28 +88,39 @@ def test_round_trip(pack: Path, tmp_path: Path) -> None:
     assert any("not externally timestamped" in w for w in res["warnings"])
     items = members(pack)
     manifest = json.loads(items["manifest.json"])
-    assert {"timestamp/request.tsq", "public_key.pem", "report.html", "ledger/entries.json"} <= set(items)
+    assert {"timestamp/request.tsq", "public_key.pem", "report.html", "ledger/entries.json"} <= set(
+        items
+    )
     # Every WARC read back with warcio; payload digests equal the manifest's custody record.
     for cap in manifest["captures"]:
         digests = {}
         for rec in ArchiveIterator(io.BytesIO(items[cap["warc"]])):
             if rec.rec_type == "response":
-                digests[rec.rec_headers.get_header("WARC-Target-URI")] = "sha256:" + hashlib.sha256(rec.content_stream().read()).hexdigest()
+                digests[rec.rec_headers.get_header("WARC-Target-URI")] = (
+                    "sha256:" + hashlib.sha256(rec.content_stream().read()).hexdigest()
+                )
         media = cap["custody"]["media"]
         assert digests[media["final_url"]] == media["sha256"]
-        assert manifest["members"][cap["warc"]]["sha256"] == "sha256:" + hashlib.sha256(items[cap["warc"]]).hexdigest()
+        assert (
+            manifest["members"][cap["warc"]]["sha256"]
+            == "sha256:" + hashlib.sha256(items[cap["warc"]]).hexdigest()
+        )
         wacz = tmp_path / "x.wacz"
         wacz.write_bytes(items[cap["wacz"]])
         ok, line = validate_wacz(wacz)
         assert ok, line
     # Incomplete capture flagged in manifest and report; metadata escaped in the report.
     incomplete = [c for c in manifest["captures"] if not c["complete"]]
-    assert len(incomplete) == 1 and incomplete[0]["flags"] == ["truncated"]
+    assert len(incomplete) == 1
+    assert incomplete[0]["flags"] == ["truncated"]
     report = items["report.html"].decode()
     assert "incomplete capture: truncated" in report
-    assert "<script>alert(1)" not in report and "&lt;script&gt;alert(1)" in report
+    assert "<script>alert(1)" not in report
+    assert "&lt;script&gt;alert(1)" in report
     assert manifest["works"][0]["fingerprints"] is not None
-    assert all(t.endswith("Z") for c in manifest["captures"] for t in (c["started_at"], c["finished_at"]))
+    assert all(
+        t.endswith("Z") for c in manifest["captures"] for t in (c["started_at"], c["finished_at"])
+    )
     # The status change's entry travels with the pack.
     kinds = sorted(e["kind"] for e in json.loads(items["ledger/entries.json"]))
     assert kinds == ["capture", "capture", "status"]
@@ -102,8 +130,15 @@ def test_verify_offline_in_an_empty_directory(pack: Path, tmp_path: Path) -> Non
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIGHTSWATCH_")}
-    proc = subprocess.run([RIGHTSWATCH, "evidence", "verify", str(pack), "--json"], cwd=empty, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [RIGHTSWATCH, "evidence", "verify", str(pack), "--json"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
     assert list(empty.iterdir()) == []
@@ -112,8 +147,19 @@ def test_verify_offline_in_an_empty_directory(pack: Path, tmp_path: Path) -> Non
 def test_flipping_a_byte_in_every_member_is_named(pack: Path, tmp_path: Path) -> None:
     items = members(pack)
     kinds = {n.split("/")[0] for n in items}
-    assert {"warc", "wacz", "screenshots", "manifest.json", "manifest.sig", "report.html", "ledger",
-            "public_key.pem", "timestamp", "works", "found"} <= kinds
+    assert {
+        "warc",
+        "wacz",
+        "screenshots",
+        "manifest.json",
+        "manifest.sig",
+        "report.html",
+        "ledger",
+        "public_key.pem",
+        "timestamp",
+        "works",
+        "found",
+    } <= kinds
     for name, data in items.items():
         bad = write(tmp_path / "bad.zip", items | {name: flip(data)})
         res = verify_pack(bad)
@@ -124,13 +170,18 @@ def test_flipping_a_byte_in_every_member_is_named(pack: Path, tmp_path: Path) ->
             assert any(p.startswith(f"{name}: ") for p in res["problems"]), (name, res["problems"])
 
 
-def test_delete_add_rename_duplicate_swap(pack: Path, factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_delete_add_rename_duplicate_swap(
+    pack: Path, factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     items = members(pack)
     warc = next(n for n in items if n.startswith("warc/"))
     cases = {
         "deleted": (items.copy(), f"{warc}: missing"),
         "extra": (items | {"notes.txt": b"hi"}, "notes.txt: extra member not in the manifest"),
-        "renamed": ({(n + ".x" if n == warc else n): d for n, d in items.items()}, f"{warc}: missing"),
+        "renamed": (
+            {(n + ".x" if n == warc else n): d for n, d in items.items()},
+            f"{warc}: missing",
+        ),
     }
     del cases["deleted"][0][warc]
     for label, (variant, expected) in cases.items():
@@ -145,7 +196,9 @@ def test_delete_add_rename_duplicate_swap(pack: Path, factory: sessionmaker[Sess
         other_id = other.id
     other_pack = _export(factory, store, tmp_path / "other.zip", [other_id])
     assert other_pack
-    other_warc = next(d for n, d in members(tmp_path / "other.zip").items() if n.startswith("warc/"))
+    other_warc = next(
+        d for n, d in members(tmp_path / "other.zip").items() if n.startswith("warc/")
+    )
     res = verify_pack(write(tmp_path / "swap.zip", items | {warc: other_warc}))
     assert f"{warc}: sha256 mismatch" in res["problems"]
 
@@ -160,13 +213,20 @@ def test_signature_faults(pack: Path, tmp_path: Path) -> None:
         assert "manifest.sig: signature does not verify over manifest.json" in res["problems"]
     # A forger re-signs everything with another key: the ledger entries still name the real one.
     other = Ed25519PrivateKey.generate()
-    pem = other.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = other.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     forged = items | {"public_key.pem": pem}
     manifest = json.loads(forged["manifest.json"])
     from evidence.keys import key_id, public_key_b64
-    manifest["key_id"], manifest["public_key"] = key_id(other.public_key()), public_key_b64(other.public_key())
+
+    manifest["key_id"], manifest["public_key"] = (
+        key_id(other.public_key()),
+        public_key_b64(other.public_key()),
+    )
     forged["manifest.json"] = json.dumps(manifest).encode()
     import base64
+
     forged = resign(forged, lambda raw: base64.b64encode(other.sign(raw)).decode())
     res = verify_pack(write(tmp_path / "f.zip", forged))
     assert not res["ok"]
@@ -184,21 +244,48 @@ def test_ledger_tampering_inside_a_resigned_pack(pack: Path, tmp_path: Path) -> 
     # modify one entry's content
     mod = json.loads(json.dumps(entries))
     mod[0]["content"]["media"]["sha256"] = "sha256:" + "00" * 32
-    res = verify_pack(write(tmp_path / "m.zip", resign(items | {"ledger/entries.json": json.dumps(mod).encode()}, ledger.sign)))
-    assert any(f"entry {mod[0]['seq']}: content hash mismatch" in p for p in res["problems"]), res["problems"]
+    res = verify_pack(
+        write(
+            tmp_path / "m.zip",
+            resign(items | {"ledger/entries.json": json.dumps(mod).encode()}, ledger.sign),
+        )
+    )
+    assert any(f"entry {mod[0]['seq']}: content hash mismatch" in p for p in res["problems"]), res[
+        "problems"
+    ]
     # reorder two entries (their leaf indexes no longer match their sequence numbers)
     swapped = json.loads(json.dumps(entries))
     swapped[0]["seq"], swapped[1]["seq"] = swapped[1]["seq"], swapped[0]["seq"]
-    res = verify_pack(write(tmp_path / "r.zip", resign(items | {"ledger/entries.json": json.dumps(swapped).encode()}, ledger.sign)))
+    res = verify_pack(
+        write(
+            tmp_path / "r.zip",
+            resign(items | {"ledger/entries.json": json.dumps(swapped).encode()}, ledger.sign),
+        )
+    )
     assert any("inclusion proof does not lead" in p for p in res["problems"])
     # delete one entry
-    res = verify_pack(write(tmp_path / "d.zip", resign(items | {"ledger/entries.json": json.dumps(entries[1:]).encode()}, ledger.sign)))
-    assert any("no signed ledger entry" in p or "differ from the manifest" in p for p in res["problems"])
+    res = verify_pack(
+        write(
+            tmp_path / "d.zip",
+            resign(items | {"ledger/entries.json": json.dumps(entries[1:]).encode()}, ledger.sign),
+        )
+    )
+    assert any(
+        "no signed ledger entry" in p or "differ from the manifest" in p for p in res["problems"]
+    )
     # a forged leaf: a well-signed entry that is not in the checkpointed tree
     forged = json.loads(json.dumps(entries[0]))
     forged["seq"] = 999
     forged["leaf_index"] = 998
-    res = verify_pack(write(tmp_path / "x.zip", resign(items | {"ledger/entries.json": json.dumps([*entries, forged]).encode()}, ledger.sign)))
+    res = verify_pack(
+        write(
+            tmp_path / "x.zip",
+            resign(
+                items | {"ledger/entries.json": json.dumps([*entries, forged]).encode()},
+                ledger.sign,
+            ),
+        )
+    )
     assert any("entry 999" in p for p in res["problems"])
 
 
@@ -213,7 +300,9 @@ def test_hostile_zips_are_rejected_without_extracting(tmp_path: Path) -> None:
     for name, reason in cases.items():
         res = verify_pack(write(tmp_path / "t.zip", {"manifest.json": b"{}", name: b"x"}))
         assert any(reason in p for p in res["problems"]), (name, res["problems"])
-    res = verify_pack(write(tmp_path / "l.zip", {"manifest.json": b"{}", "link": b"/etc/passwd"}, symlink="link"))
+    res = verify_pack(
+        write(tmp_path / "l.zip", {"manifest.json": b"{}", "link": b"/etc/passwd"}, symlink="link")
+    )
     assert "link: symlink entry" in res["problems"]
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -228,10 +317,14 @@ def test_hostile_zips_are_rejected_without_extracting(tmp_path: Path) -> None:
     assert not verify_pack(tmp_path / "nope.zip")["ok"]
     (tmp_path / "notzip.zip").write_bytes(b"hello")
     assert not verify_pack(tmp_path / "notzip.zip")["ok"]
-    assert set(tmp_path.iterdir()) - before == {tmp_path / n for n in ("t.zip", "l.zip", "bomb.zip", "many.zip", "notzip.zip")}
+    assert set(tmp_path.iterdir()) - before == {
+        tmp_path / n for n in ("t.zip", "l.zip", "bomb.zip", "many.zip", "notzip.zip")
+    }
 
 
-def test_reexport_keeps_evidence_identical_and_records_custody(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_reexport_keeps_evidence_identical_and_records_custody(
+    factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     ids = _setup(factory, store)
     first = _export(factory, store, tmp_path / "1.zip", ids)
     with pytest.raises(Exception, match="exists"):
@@ -245,17 +338,25 @@ def test_reexport_keeps_evidence_identical_and_records_custody(factory: sessionm
     for name in m1["members"]:
         if name.startswith(("warc/", "wacz/", "screenshots/", "works/", "found/")):
             assert m1["members"][name] == m3["members"][name], name
-    assert third["path"].endswith("3.zip") and b
+    assert third["path"].endswith("3.zip")
+    assert b
     with factory() as s:
-        exports = list(s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "export").order_by(LedgerEntry.seq)))
+        exports = list(
+            s.scalars(
+                select(LedgerEntry).where(LedgerEntry.kind == "export").order_by(LedgerEntry.seq)
+            )
+        )
         statuses = list(s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "status")))
-    assert len(exports) == 3 and len(statuses) == 1
+    assert len(exports) == 3
+    assert len(statuses) == 1
     assert exports[-1].content["pack_sha256"] == "sha256:" + third["sha256"]
     assert exports[0].content["matches"] == sorted(ids)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_unknown_match_is_not_found(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_unknown_match_is_not_found(
+    factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     from evidence.errors import NotFound
 
     with pytest.raises(NotFound, match="no match 12345"):
@@ -263,16 +364,23 @@ def test_unknown_match_is_not_found(factory: sessionmaker[Session], store: Local
     assert not (tmp_path / "x.zip").exists()
 
 
-def test_timestamped_pack_and_later_stamping(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evidence.timestamp import stamp_pending
+def test_timestamped_pack_and_later_stamping(
+    factory: sessionmaker[Session],
+    store: LocalBlobStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from loopback_tsa import loopback_tsa
+
+    from evidence.timestamp import stamp_pending
 
     ids = _setup(factory, store)
     offline = _export(factory, store, tmp_path / "offline.zip", ids)
     assert "not externally timestamped" in offline["warnings"]
     with loopback_tsa() as tsa:
         out = stamp_pending(factory, tsa.url)
-        assert out["errors"] == [] and out["stamped"]
+        assert out["errors"] == []
+        assert out["stamped"]
         later = _export(factory, store, tmp_path / "later.zip", ids)
         assert later["warnings"] == []
         res = verify_pack(tmp_path / "later.zip")
@@ -281,14 +389,24 @@ def test_timestamped_pack_and_later_stamping(factory: sessionmaker[Session], sto
         assert not any("not externally timestamped" in w for w in res["warnings"])
         items = members(tmp_path / "later.zip")
         assert "timestamp/response.tsr" in items
-        res = verify_pack(write(tmp_path / "t.zip", items | {"timestamp/response.tsr": flip(items["timestamp/response.tsr"], -20)}))
+        res = verify_pack(
+            write(
+                tmp_path / "t.zip",
+                items | {"timestamp/response.tsr": flip(items["timestamp/response.tsr"], -20)},
+            )
+        )
         assert any(p.startswith("timestamp/response.tsr: ") for p in res["problems"])
         # The token for one checkpoint does not fit another (wrong imprint), even re-signed.
         cp = json.loads(items["ledger/checkpoint.json"])
         assert cp["size"] >= 1
 
 
-def test_capture_later_than_the_tsa_time_is_flagged(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capture_later_than_the_tsa_time_is_flagged(
+    factory: sessionmaker[Session],
+    store: LocalBlobStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from loopback_tsa import loopback_tsa
 
     ids = _setup(factory, store, future=True)
@@ -298,20 +416,27 @@ def test_capture_later_than_the_tsa_time_is_flagged(factory: sessionmaker[Sessio
         _export(factory, store, tmp_path / "p.zip", ids)
     res = verify_pack(tmp_path / "p.zip")
     assert not res["ok"]
-    assert any("later than the TSA time" in p and p.startswith("capture ") for p in res["problems"]), res["problems"]
+    assert any(
+        "later than the TSA time" in p and p.startswith("capture ") for p in res["problems"]
+    ), res["problems"]
 
 
-def test_export_and_verify_for_the_demo(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_export_and_verify_for_the_demo(
+    factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     from evidence.pack import export_and_verify
 
     ids = _setup(factory, store)
     out = export_and_verify(get_settings(), ids, tmp_path / "demo.zip")
-    assert out["verified"] is True and out["problems"] == []
+    assert out["verified"] is True
+    assert out["problems"] == []
     assert Path(out["report"]).read_text(encoding="utf-8").startswith("<!doctype html>")
     assert Path(out["pack"]) == tmp_path / "demo.zip"
 
 
-def test_newer_pack_extends_older_one_and_a_fork_is_named(factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path) -> None:
+def test_newer_pack_extends_older_one_and_a_fork_is_named(
+    factory: sessionmaker[Session], store: LocalBlobStore, tmp_path: Path
+) -> None:
     from evidence.db import make_engine, make_session_factory
     from evidence.migrate import upgrade
     from evidence.verify import compare_with_older
@@ -324,7 +449,9 @@ def test_newer_pack_extends_older_one_and_a_fork_is_named(factory: sessionmaker[
     new = verify_pack(tmp_path / "new.zip")
     assert new["ok"], new["problems"]
     assert compare_with_older(new, tmp_path / "old.zip") == []
-    assert compare_with_older(verify_pack(tmp_path / "old.zip"), tmp_path / "new.zip")[0].startswith("older pack: its head")
+    assert compare_with_older(verify_pack(tmp_path / "old.zip"), tmp_path / "new.zip")[
+        0
+    ].startswith("older pack: its head")
     # Another ledger signed with the same key, with its own history: a fork.
     engine = make_engine(f"sqlite:///{tmp_path / 'fork.db'}")
     upgrade(engine)
@@ -341,4 +468,6 @@ def test_newer_pack_extends_older_one_and_a_fork_is_named(factory: sessionmaker[
     engine.dispose()
     forked = verify_pack(tmp_path / "fork.zip")
     assert forked["ok"], forked["problems"]
-    assert compare_with_older(forked, tmp_path / "old.zip") == [f"fork: the older pack's head {old_size} is not in this ledger's history"]
+    assert compare_with_older(forked, tmp_path / "old.zip") == [
+        f"fork: the older pack's head {old_size} is not in this ledger's history"
+    ]

@@ -11,8 +11,19 @@ from hypothesis import strategies as st
 
 from evidence import merkle
 
-LEAVES = [bytes.fromhex(h) for h in ["", "00", "10", "2021", "3031", "40414243",
-                                     "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
+]
 ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -25,27 +36,63 @@ ROOTS = [
 ]
 INCLUSION = [  # (leaf index, tree size, proof)
     (0, 1, []),
-    (0, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        0,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (5, 8, ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        5,
+        8,
+        [
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
     (2, 3, ["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
-    (1, 5, ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    (
+        1,
+        5,
+        [
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
 ]
 CONSISTENCY = [  # (old size, new size, proof)
     (1, 1, []),
-    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
-    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
 ]
 HASHES = [merkle.leaf_hash(d) for d in LEAVES]
 
@@ -68,7 +115,9 @@ def test_inclusion_vectors(index: int, size: int, proof: list[str]) -> None:
     if proof:  # every single-bit change to the proof, the leaf or the index is caught
         bad = [bytearray(p) for p in got]
         bad[0][0] ^= 1
-        assert not merkle.verify_inclusion(index, size, HASHES[index], [bytes(b) for b in bad], root)
+        assert not merkle.verify_inclusion(
+            index, size, HASHES[index], [bytes(b) for b in bad], root
+        )
         assert not merkle.verify_inclusion(index, size, HASHES[index], got[:-1], root)
         assert not merkle.verify_inclusion(index, size, HASHES[index], [*got, got[0]], root)
         assert not merkle.verify_inclusion((index + 1) % size, size, HASHES[index], got, root)
@@ -125,9 +174,13 @@ def test_exhaustive_small_trees() -> None:
     roots = [merkle.root_from_hashes(hashes[:n]) for n in range(65)]
     for n in range(1, 65):
         for i in range(n):
-            assert merkle.verify_inclusion(i, n, hashes[i], merkle.inclusion_proof(i, hashes[:n]), roots[n])
+            assert merkle.verify_inclusion(
+                i, n, hashes[i], merkle.inclusion_proof(i, hashes[:n]), roots[n]
+            )
         for m in range(1, n + 1):
             proof = merkle.consistency_proof(m, hashes[:n])
             assert merkle.verify_consistency(m, n, roots[m], roots[n], proof)
             if m < n:
-                assert not merkle.verify_consistency(m, n, roots[m - 1] if m > 1 else roots[2], roots[n], proof)
+                assert not merkle.verify_consistency(
+                    m, n, roots[m - 1] if m > 1 else roots[2], roots[n], proof
+                )
