@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 from typing import TYPE_CHECKING
 
 import click
@@ -65,6 +66,10 @@ def serve_cmd(host: str, port: int, no_scheduler: bool, grace: float) -> None:
         web, host=host, port=port, log_level=logging.getLevelName(level).lower(), access_log=False
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it is done; a no-op handler lets that
+    # return here, so the crawls get their grace period and the process exits 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     note(f"rightswatch: serving on http://{host}:{port}/")
     try:
         server.run()
