@@ -103,8 +103,50 @@ def require_sound(samples: I16) -> None:
         raise Unfingerprintable("low information: silence")
 
 
+VARIANT_SECONDS = 15.0  # query variants are made from this much of the start of the file
+SPEED_GRID = tuple(1 + k * 0.002 for k in range(-10, 11) if k)  # +-2 % in 0.2 % steps
+SEMITONE = 2 ** (1 / 12)
+
+
+def variants() -> list[tuple[float, float]]:
+    """(resample factor, time scale) pairs tried on the query besides the file as found.
+
+    Resampling by f undoes a speed change of 1/f (tempo and pitch, like a faster turntable):
+    time scale 1. It also undoes a pitch-only shift, leaving the tempo off by f: the query's
+    frame i then lines up with the work's frame i * f.
+    """
+    return [(f, 1.0) for f in SPEED_GRID] + [(1 / SEMITONE, 1 / SEMITONE), (SEMITONE, SEMITONE)]
+
+
+def resample(samples: I16, factor: float) -> I16:
+    """y(t) = x(factor * t) by linear interpolation (Chromaprint only reads < 3.5 kHz)."""
+    n = int((samples.size - 1) / factor)
+    pos = np.arange(n, dtype=np.float64) * factor
+    return np.interp(pos, np.arange(samples.size), samples).astype(np.int16)
+
+
+def encode_query(plain: U32, shifted: list[tuple[float, float, U32]]) -> str:
+    """Plain value, then ';factor/scale=value' segments for the query variants."""
+    parts = [encode_raw(plain)] + [f"{f:.6f}/{s:.6f}={encode_raw(r)}" for f, s, r in shifted]
+    return ";".join(parts)
+
+
+def decode_query(value: str) -> tuple[U32, list[tuple[float, float, U32]]]:
+    head, *rest = value.split(";")
+    shifted = []
+    for part in rest:
+        fs, raw = part.split("=", 1)
+        f, s = fs.split("/")
+        shifted.append((float(f), float(s), decode_raw(raw)))
+    return decode_raw(head), shifted
+
+
 class AudioChromaprint(FingerprintType):
-    """Chromaprint sub-fingerprints of the first minutes: base64 of little-endian uint32."""
+    """Chromaprint sub-fingerprints of the first minutes: base64 of little-endian uint32.
+
+    Query values add speed- and pitch-corrected variants of the first VARIANT_SECONDS
+    (``encode_query``); ``distance`` and storage use the plain part only.
+    """
 
     name: ClassVar[str] = "audio_chromaprint"
     version: ClassVar[int] = 1
@@ -120,7 +162,14 @@ class AudioChromaprint(FingerprintType):
 
     @classmethod
     def query_from_samples(cls, samples: I16) -> str:
-        return cls.from_samples(samples)
+        plain = cls.from_samples(samples)
+        head = samples[: int(VARIANT_SECONDS * SAMPLE_RATE)]
+        shifted = []
+        for factor, scale in variants():
+            raw = chromaprint_raw(resample(head, factor))
+            if raw.size >= 16:
+                shifted.append((factor, scale, raw))
+        return encode_query(decode_raw(plain), shifted)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> str:
@@ -135,5 +184,5 @@ class AudioChromaprint(FingerprintType):
         """Bit error rate of the best alignment (0 identical, ~0.5 unrelated)."""
         from fingerprints.audiomatch import best_alignment
 
-        ber, _offset = best_alignment(decode_raw(a), decode_raw(b))
+        ber, _offset = best_alignment(decode_query(a)[0], decode_query(b)[0])
         return ber

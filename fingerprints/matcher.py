@@ -1,9 +1,17 @@
-"""The Matcher: catalogue fingerprints in, hits above the zero-false-positive thresholds out."""
+"""The Matcher: catalogue fingerprints in, hits above the zero-false-positive thresholds out.
+
+Images: a fast pass looks the query's hashes up in multi-index hashing tables of every
+work's views (plain pHash, and crop/mirror views); candidates, and the works that share the
+most keypoint descriptors with the query, are verified with ORB + RANSAC, which also gives
+the region. Audio: Chromaprint excerpt matching, plain and on speed/pitch-corrected variants,
+decided by a z-like statistic of the aligned bit error rate that grows with evidence length.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 
 from fingerprints import audio
@@ -11,17 +19,29 @@ from fingerprints.audiomatch import SubFingerprintIndex
 from fingerprints.base import MediaKind
 from fingerprints.hamming import parse_hashes
 from fingerprints.image import ImagePHash
-from fingerprints.index import LinearIndex
+from fingerprints.index import MultiIndexHashing
+from fingerprints.keypoints import ImageORB, Keypoints, verify
+from fingerprints.multicrop import ImageMultiCropHash
+from fingerprints.orbindex import OrbIndex
 from fingerprints.prints import Prints
 from fingerprints.registry import by_name
 
 logger = logging.getLogger(__name__)
 
-# Defaults chosen by bench/bench_matching.py at zero false positives (see bench/results).
+SHIFTED = "audio_chromaprint_shifted"  # threshold key for speed/pitch-corrected audio variants
+
+# Defaults chosen by bench/bench_matching.py at zero false positives (bench/results/matching.md).
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "image_phash": 6,  # max Hamming distance of 64
-    "audio_chromaprint": 0.30,  # max aligned bit error rate
+    ImagePHash.name: 6,  # max Hamming distance (of 64) of the plain pHash
+    ImageMultiCropHash.name: 6,  # max Hamming distance between a query view and a work view
+    ImageORB.name: 16,  # min RANSAC inliers of a similarity fit
+    audio.AudioChromaprint.name: 2.0,  # min (0.5 - BER) * sqrt(active frames)
+    SHIFTED: 2.5,  # the same, for speed/pitch variants (more tries, higher bar)
 }
+LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
+LOOSE_INLIERS = 6
+LOOSE_Z = 1.0
+REGION_INLIERS = 8  # fewest inliers trusted for drawing the region of a hash hit
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,7 +50,7 @@ class Hit:
 
     ``offset_s``: for audio, the time in the work that lines up with the start of the found
     file (negative when the work starts later inside a longer file). ``region``: for images,
-    (x, y, w, h) in the found file's pixels that hold the work, when known.
+    (x, y, w, h) in the found file's pixels that holds the work.
     """
 
     work_id: int
@@ -40,12 +60,30 @@ class Hit:
     method: str = ""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evidence:
+    """One method's raw measurement for one work (``raw``: distance, inliers or z)."""
+
+    work_id: int
+    method: str
+    raw: float
+    hit: Hit
+
+
+def z_score(ber: float, frames: int) -> float:
+    return (0.5 - ber) * math.sqrt(frames)
+
+
 class Matcher:
     """In-memory indexes over catalogue fingerprints, one per fingerprint type."""
 
     def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-        self._phash = LinearIndex()
+        self._hash = {
+            ImagePHash.name: MultiIndexHashing(),
+            ImageMultiCropHash.name: MultiIndexHashing(),
+        }
+        self._orb = OrbIndex()
         self._audio = SubFingerprintIndex()
         self._kinds: dict[int, MediaKind] = {}
 
@@ -53,57 +91,134 @@ class Matcher:
         return len(self._kinds)
 
     def add(self, work_id: int, kind: MediaKind, values: Mapping[str, tuple[int, str]]) -> None:
-        """Index a work's stored fingerprints; values of stale versions are skipped."""
+        """Index a work's stored fingerprints (replacing any); stale versions are skipped."""
         self.remove(work_id)
         self._kinds[work_id] = MediaKind(kind)
         for name, (version, value) in values.items():
-            ftype = by_name(name)
-            if ftype.version != version:
-                logger.info("stale fingerprint skipped", extra={"work": work_id, "type": name})
+            if by_name(name).version != version:
+                logger.info(
+                    "stale fingerprint skipped: work %s type %s v%s", work_id, name, version
+                )
                 continue
-            if name == ImagePHash.name:
-                self._phash.add(work_id, parse_hashes(value))
+            if name in self._hash:
+                self._hash[name].add(work_id, parse_hashes(value))
+            elif name == ImageORB.name:
+                self._orb.add(work_id, Keypoints.decode(value))
             elif name == audio.AudioChromaprint.name:
-                self._audio.add(work_id, audio.decode_raw(value))
+                self._audio.add(work_id, audio.decode_query(value)[0])
 
     def remove(self, work_id: int) -> None:
         if self._kinds.pop(work_id, None) is None:
             return
-        self._phash.remove(work_id)
+        for index in self._hash.values():
+            index.remove(work_id)
+        self._orb.remove(work_id)
         self._audio.remove(work_id)
 
     def search(self, prints: Prints) -> list[Hit]:
         """Hits best first, one per work, only above the thresholds."""
-        hits = (
-            self._search_image(prints)
-            if prints.kind is MediaKind.IMAGE
-            else self._search_audio(prints)
-        )
         best: dict[int, Hit] = {}
-        for hit in hits:
-            if hit.work_id not in best or hit.score > best[hit.work_id].score:
-                best[hit.work_id] = hit
-        return sorted(best.values(), key=lambda h: -h.score)
+        for ev in self._collect(prints, loose=False):
+            if self._passes(ev) and (
+                ev.work_id not in best or ev.hit.score > best[ev.work_id].score
+            ):
+                best[ev.work_id] = ev.hit
+        return sorted(best.values(), key=lambda h: (-h.score, h.work_id))
 
-    def _search_image(self, prints: Prints) -> list[Hit]:
-        hits: list[Hit] = []
-        entry = prints.values.get(ImagePHash.name)
-        if entry is not None and entry[0] == ImagePHash.version:
-            radius = int(self.thresholds[ImagePHash.name])
-            for q in parse_hashes(entry[1]):
-                for work_id, dist in self._phash.search(q, radius).items():
-                    hits.append(Hit(work_id, 1.0 - dist / 64.0, None, None, ImagePHash.name))
-        return hits
+    def evidence(self, prints: Prints) -> list[Evidence]:
+        """Every method's raw evidence well below the thresholds (for choosing them)."""
+        return self._collect(prints, loose=True)
 
-    def _search_audio(self, prints: Prints) -> list[Hit]:
-        name = audio.AudioChromaprint.name
+    def _passes(self, ev: Evidence) -> bool:
+        limit = self.thresholds[ev.method]
+        return ev.raw <= limit if ev.method in self._hash else ev.raw >= limit
+
+    def _collect(self, prints: Prints, *, loose: bool) -> list[Evidence]:
+        if prints.kind is MediaKind.IMAGE:
+            return self._image(prints, loose)
+        return self._sound(prints, loose)
+
+    def _value(self, prints: Prints, name: str) -> str | None:
         entry = prints.values.get(name)
-        if entry is None or entry[0] != audio.AudioChromaprint.version:
+        return entry[1] if entry is not None and entry[0] == by_name(name).version else None
+
+    def _image(self, prints: Prints, loose: bool) -> list[Evidence]:
+        out: list[Evidence] = []
+        orb_value = self._value(prints, ImageORB.name)
+        query_kp = Keypoints.decode(orb_value) if orb_value else None
+        scale = (prints.width or 1) / query_kp.width if query_kp and query_kp.width else 1.0
+        full = (0, 0, prints.width or 0, prints.height or 0)
+        hash_works: set[int] = set()
+        for name, index in self._hash.items():
+            value = self._value(prints, name)
+            if value is None:
+                continue
+            radius = LOOSE_RADIUS if loose else int(self.thresholds[name])
+            found: dict[int, int] = {}
+            for q in parse_hashes(value):
+                for work_id, dist in index.search(q, radius).items():
+                    found[work_id] = min(dist, found.get(work_id, 64))
+            for work_id, dist in found.items():
+                hash_works.add(work_id)
+                region = self._region(work_id, query_kp, scale, REGION_INLIERS) or full
+                out.append(
+                    Evidence(work_id, name, dist, Hit(work_id, 1 - dist / 64, None, region, name))
+                )
+        if query_kp is None or len(query_kp.desc) == 0:
+            return out
+        floor = LOOSE_INLIERS if loose else int(self.thresholds[ImageORB.name])
+        for work_id, _votes in self._orb.candidates(query_kp):
+            work_kp = self._orb.get(work_id)
+            found_v = verify(work_kp, query_kp) if work_kp is not None else None
+            if found_v is None or found_v.inliers < floor:
+                continue
+            region = _box(found_v.box, scale, prints)
+            score = min(1.0, 0.5 + found_v.inliers / 200)
+            out.append(
+                Evidence(
+                    work_id,
+                    ImageORB.name,
+                    found_v.inliers,
+                    Hit(work_id, score, None, region, ImageORB.name),
+                )
+            )
+        return out
+
+    def _region(
+        self, work_id: int, query_kp: Keypoints | None, scale: float, floor: int
+    ) -> tuple[int, int, int, int] | None:
+        work_kp = self._orb.get(work_id)
+        if work_kp is None or query_kp is None:
+            return None
+        found = verify(work_kp, query_kp)
+        if found is None or found.inliers < floor:
+            return None
+        return _box(found.box, scale, None)
+
+    def _sound(self, prints: Prints, loose: bool) -> list[Evidence]:
+        name = audio.AudioChromaprint.name
+        value = self._value(prints, name)
+        if value is None:
             return []
-        limit = self.thresholds[name]
-        hits = []
-        for found in self._audio.search(audio.decode_raw(entry[1])):
-            if found.ber <= limit:
-                score = max(0.0, min(1.0, 1.0 - 2.0 * found.ber))
-                hits.append(Hit(found.work_id, score, found.offset * audio.FRAME_S, None, name))
-        return hits
+        plain, shifted = audio.decode_query(value)
+        tries = [(name, 1.0, plain)] + [(SHIFTED, s, raw) for _f, s, raw in shifted]
+        out: list[Evidence] = []
+        for method, scale, raw in tries:
+            floor = LOOSE_Z if loose else self.thresholds[method]
+            for al in self._audio.search(raw, scale):
+                z = z_score(al.ber, al.frames)
+                if z >= floor:
+                    score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
+                    hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
+                    out.append(Evidence(al.work_id, method, z, hit))
+        return out
+
+
+def _box(
+    box: tuple[float, float, float, float], scale: float, prints: Prints | None
+) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (v * scale for v in box)
+    if prints is not None and prints.width and prints.height:
+        x0, x1 = max(0.0, x0), min(float(prints.width), x1)
+        y0, y1 = max(0.0, y0), min(float(prints.height), y1)
+    return round(x0), round(y0), max(0, round(x1 - x0)), max(0, round(y1 - y0))

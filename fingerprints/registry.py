@@ -5,8 +5,15 @@ from __future__ import annotations
 from fingerprints.audio import AudioChromaprint
 from fingerprints.base import FingerprintType, MediaKind, UnknownFingerprintType
 from fingerprints.image import ImagePHash
+from fingerprints.keypoints import ImageORB
+from fingerprints.multicrop import ImageMultiCropHash
 
-ALL: tuple[type[FingerprintType], ...] = (ImagePHash, AudioChromaprint)
+ALL: tuple[type[FingerprintType], ...] = (
+    ImagePHash,
+    ImageMultiCropHash,
+    ImageORB,
+    AudioChromaprint,
+)
 _BY_NAME = {t.name: t for t in ALL}
 
 

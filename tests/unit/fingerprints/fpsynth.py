@@ -47,8 +47,13 @@ def to_bytes(img: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
 RATE = 22050
 
 
-def make_music(seed: int, seconds: float = 40.0, rate: int = RATE) -> np.ndarray:
-    """A float32 mono 'song': random chords and a melody with note onsets and envelopes."""
+def make_music(
+    seed: int, seconds: float = 40.0, rate: int = RATE, pitch: float = 1.0
+) -> np.ndarray:
+    """A float32 mono 'song': random chords and a melody with note onsets and envelopes.
+
+    ``pitch`` multiplies every frequency and keeps the timing: a clean pitch shift.
+    """
     rng = np.random.default_rng(seed)
     n = int(seconds * rate)
     out = np.zeros(n, np.float32)
@@ -61,7 +66,7 @@ def make_music(seed: int, seconds: float = 40.0, rate: int = RATE) -> np.ndarray
         env = np.exp(-tt * rng.uniform(1.5, 5.0)) * np.minimum(1, tt * 200)
         seg = np.zeros_like(tt, dtype=np.float32)
         for k, midi in enumerate(notes):
-            f = 440.0 * 2 ** ((midi - 69) / 12)
+            f = pitch * 440.0 * 2 ** ((midi - 69) / 12)
             amp = 0.5 if k == 3 else 0.25
             seg += amp * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)).astype(
                 np.float32

@@ -11,6 +11,8 @@ import pytest
 from fingerprints.audio import AudioChromaprint
 from fingerprints.base import FingerprintType, UnknownFingerprintType
 from fingerprints.image import ImagePHash
+from fingerprints.keypoints import ImageORB
+from fingerprints.multicrop import ImageMultiCropHash
 from fingerprints.registry import ALL, by_name
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden"
@@ -60,6 +62,14 @@ def test_every_type_has_a_contract_test() -> None:
 
 class TestImagePHashContract(FingerprintTypeContract):
     ftype = ImagePHash
+
+
+class TestImageMultiCropHashContract(FingerprintTypeContract):
+    ftype = ImageMultiCropHash
+
+
+class TestImageORBContract(FingerprintTypeContract):
+    ftype = ImageORB
 
 
 class TestAudioChromaprintContract(FingerprintTypeContract):

@@ -1,0 +1,152 @@
+"""One test per transformation family, on generated images and clips (issue 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fpsynth import RATE, encode_audio, make_music, to_bytes
+from PIL import Image, ImageDraw, ImageOps
+
+from fingerprints import Matcher, MediaKind, fingerprint_query, fingerprint_work
+from fingerprints.audio import resample
+
+
+@pytest.fixture(scope="module")
+def image_matcher(images: list[Image.Image]) -> Matcher:
+    m = Matcher()
+    for i, img in enumerate(images):
+        m.add(i, MediaKind.IMAGE, fingerprint_work(to_bytes(img, "PNG")).values)
+    return m
+
+
+def _crop(img: Image.Image, keep: float, fx: float = 0.5, fy: float = 0.5) -> Image.Image:
+    w, h = img.size
+    cw, ch = int(w * keep), int(h * keep)
+    x0, y0 = int((w - cw) * fx), int((h - ch) * fy)
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def _meme(img: Image.Image) -> Image.Image:
+    bar = img.height // 5
+    out = Image.new("RGB", (img.width, img.height + 2 * bar), "white")
+    out.paste(img, (0, bar))
+    draw = ImageDraw.Draw(out)
+    draw.text((10, bar // 3), "TOP TEXT ABOUT THIS", fill="black")
+    draw.text((10, img.height + bar + bar // 3), "BOTTOM TEXT", fill="black")
+    return out
+
+
+def _paste(img: Image.Image, bg: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    canvas = bg.resize((img.width, img.height))
+    small = img.resize((int(img.width * 0.6), int(img.height * 0.6)))
+    canvas.paste(small, (int(img.width * 0.3), int(img.height * 0.2)))
+    return canvas, (int(img.width * 0.3), int(img.height * 0.2), small.width, small.height)
+
+
+TRANSFORMS = {
+    "mirror": ImageOps.mirror,
+    "rotate_10": lambda im: im.rotate(10, resample=Image.Resampling.BICUBIC),
+    "crop_80": lambda im: _crop(im, 0.8),
+    "crop_65": lambda im: _crop(im, 0.65),
+    "offcentre_crop_75": lambda im: _crop(im, 0.75, 0.9, 0.1),
+    "border": lambda im: ImageOps.expand(im, border=40, fill="black"),
+    "meme_bars": _meme,
+    "grayscale_small": lambda im: ImageOps.grayscale(im).convert("RGB").resize((240, 180)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_image_transformation_family(
+    name: str, image_matcher: Matcher, images: list[Image.Image]
+) -> None:
+    found = 0
+    for i, img in enumerate(images):
+        hits = image_matcher.search(
+            fingerprint_query(to_bytes(TRANSFORMS[name](img), "JPEG", quality=80))
+        )
+        assert all(h.work_id == i for h in hits), f"false match on work {i}"
+        found += bool(hits)
+    assert found >= len(images) - 1, f"{name}: {found}/{len(images)}"
+
+
+def test_pasted_copy_is_found_with_its_region(
+    image_matcher: Matcher, images: list[Image.Image], distractor_images: list[Image.Image]
+) -> None:
+    found = 0
+    for i, img in enumerate(images):
+        collage, (x, y, w, h) = _paste(img, distractor_images[i])
+        hits = image_matcher.search(fingerprint_query(to_bytes(collage, "JPEG", quality=85)))
+        assert all(hit.work_id == i for hit in hits)
+        if hits:
+            found += 1
+            assert hits[0].region is not None
+            rx, ry, rw, rh = hits[0].region
+            assert abs(rx - x) < 0.1 * img.width
+            assert abs(ry - y) < 0.1 * img.height
+            assert abs(rw - w) < 0.1 * img.width
+            assert abs(rh - h) < 0.1 * img.height
+    assert found >= len(images) - 1
+
+
+def test_distractors_never_match(
+    image_matcher: Matcher, distractor_images: list[Image.Image]
+) -> None:
+    for img in distractor_images:
+        assert image_matcher.search(fingerprint_query(to_bytes(ImageOps.mirror(img), "JPEG"))) == []
+
+
+@pytest.fixture(scope="module")
+def audio_matcher(song_bytes: list[bytes]) -> Matcher:
+    m = Matcher()
+    for i, data in enumerate(song_bytes):
+        m.add(i, MediaKind.AUDIO, fingerprint_work(data).values)
+    return m
+
+
+def _pcm(samples: np.ndarray) -> np.ndarray:
+    return (samples * 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("speed", [1.02, 0.98])
+def test_audio_speed_change(audio_matcher: Matcher, songs: list[np.ndarray], speed: float) -> None:
+    for i, song in enumerate(songs):
+        clip = song[8 * RATE : 20 * RATE]
+        fast = resample(_pcm(clip), speed).astype(np.float32) / 32767
+        hits = audio_matcher.search(fingerprint_query(encode_audio(fast, "mp3")))
+        assert [h.work_id for h in hits][:1] == [i]
+        assert hits[0].offset_s is not None
+        assert abs(hits[0].offset_s - 8.0) <= 0.5
+
+
+def test_audio_pitch_shift_one_semitone(audio_matcher: Matcher) -> None:
+    found = 0
+    for i in range(4):
+        shifted = make_music(1 + i, 40.0, pitch=2 ** (1 / 12))[10 * RATE : 22 * RATE]
+        hits = audio_matcher.search(fingerprint_query(encode_audio(shifted, "ogg")))
+        assert all(h.work_id == i for h in hits)
+        found += bool(hits)
+    assert found >= 3
+
+
+def test_audio_inside_a_longer_mix(audio_matcher: Matcher, songs: list[np.ndarray]) -> None:
+    other = make_music(300, 30.0)
+    mix = np.concatenate([other[: 15 * RATE], songs[2][5 * RATE : 17 * RATE], other[15 * RATE :]])
+    hits = audio_matcher.search(fingerprint_query(encode_audio(mix, "mp3")))
+    assert [h.work_id for h in hits] == [2]
+    assert hits[0].offset_s is not None
+    assert abs(hits[0].offset_s - (5.0 - 15.0)) <= 0.5
+
+
+def test_audio_noise_and_volume(audio_matcher: Matcher, songs: list[np.ndarray]) -> None:
+    rng = np.random.default_rng(4)
+    clip = songs[1][20 * RATE : 30 * RATE]
+    power = float(np.mean(clip**2))
+    noisy = clip + rng.normal(0, np.sqrt(power / 10), clip.size).astype(np.float32)  # SNR 10 dB
+    for variant in (noisy, clip * 0.25):
+        hits = audio_matcher.search(fingerprint_query(encode_audio(variant, "mp3")))
+        assert [h.work_id for h in hits] == [1]
+
+
+def test_quiet_unrelated_audio_does_not_match(audio_matcher: Matcher) -> None:
+    drone = 0.05 * np.sin(2 * np.pi * 220 * np.arange(12 * RATE) / RATE).astype(np.float32)
+    assert audio_matcher.search(fingerprint_query(encode_audio(drone, "flac"))) == []
