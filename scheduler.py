@@ -79,6 +79,8 @@ def queue_watch_run(
         watch = session.get(Watch, watch_id)
         if watch is None or not watch.enabled:
             return None
+        if late and session.scalar(select(Run.id).where(Run.watch_id == watch_id).limit(1)) is None:
+            late = False  # a new watch's first run catches up with nothing
         run = runs.queue_run(session, watch, scheduled_for, started_by="scheduler", late=late)
         log.info("queued run %s of watch %s for %s", run.id, watch.name, scheduled_for.isoformat())
         return run.id
@@ -162,7 +164,7 @@ def sync_jobs(aps: BaseScheduler, factory: sessionmaker[Session]) -> int:
     The watches are read first and the session closed before the job store writes: on SQLite
     each holds the database's write lock while open.
     """
-    schedules: list[tuple[str, str, IntervalTrigger | CronTrigger, int]] = []
+    schedules: list[tuple[str, str, IntervalTrigger | CronTrigger, int, datetime | None]] = []
     with factory() as session:
         watches = session.scalars(
             select(Watch).where(
@@ -175,10 +177,15 @@ def sync_jobs(aps: BaseScheduler, factory: sessionmaker[Session]) -> int:
             except BadInput as exc:
                 log.warning("%s", exc)
                 continue
-            schedules.append((f"watch:{watch.id}", schedule_signature(watch), trigger, watch.id))
+            ran = session.scalar(select(Run.id).where(Run.watch_id == watch.id).limit(1))
+            # A watch that never ran is due at once; afterwards it follows its schedule.
+            first = watch.created_at if ran is None else None
+            schedules.append(
+                (f"watch:{watch.id}", schedule_signature(watch), trigger, watch.id, first)
+            )
     wanted: set[str] = set()
     existing = {job.id: job for job in aps.get_jobs()}
-    for job_id, name, trigger, watch_id in schedules:
+    for job_id, name, trigger, watch_id, first in schedules:
         wanted.add(job_id)
         if job_id in existing and existing[job_id].name == name:
             continue  # keep its stored next run time: that is what survives a restart
@@ -190,6 +197,7 @@ def sync_jobs(aps: BaseScheduler, factory: sessionmaker[Session]) -> int:
             name=name,
             replace_existing=True,
             coalesce=False,  # QueueExecutor coalesces, knowing how many times were missed
+            **({"next_run_time": first} if first is not None else {}),
             misfire_grace_time=MISFIRE_GRACE_S,
             max_instances=1,
         )
@@ -391,12 +399,7 @@ class ServiceScheduler:
 
     def _dispatch_due(self) -> None:
         with self.factory() as session:
-            due = session.scalars(
-                select(Run.id).where(
-                    Run.state == RunState.QUEUED,
-                    (Run.not_before.is_(None)) | (Run.not_before <= datetime.now(UTC)),
-                )
-            ).all()
+            due = session.scalars(select(Run.id).where(runs.claimable(datetime.now(UTC)))).all()
         for run_id in due:
             try:
                 dispatch(self.settings, run_id)

@@ -31,7 +31,7 @@ from evidence.models import CrawlUrl, Lease, Run, RunState, Watch
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_S = 60
 BACKOFF_MAX_S = 3600
-LATE_AFTER_S = 60  # a run queued this long after its scheduled time is marked late
+LATE_AFTER_S = 60  # the scheduler marks a run queued this long after its time as late
 
 
 def _now(now: datetime | None) -> datetime:
@@ -87,7 +87,7 @@ def queue_run(
         scheduled_for=scheduled_for,
         state=RunState.QUEUED,
         started_by=started_by[:200],
-        late=late or (at - scheduled_for).total_seconds() > LATE_AFTER_S,
+        late=late,
         config=config,
         config_sha256="sha256:"
         + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
@@ -105,7 +105,8 @@ def queue_run(
     return run
 
 
-def _claimable(now: datetime) -> Any:
+def claimable(now: datetime) -> Any:
+    """The condition of a run that a runner may claim now (queued, or a retry that is due)."""
     retry = and_(
         Run.state.in_([RunState.FAILED, RunState.INTERRUPTED]),
         Run.not_before.is_not(None),
@@ -139,7 +140,7 @@ def claim_run(
     """
     at = _now(now)
     pg = session.get_bind().dialect.name == "postgresql"
-    stmt = select(Run).where(_claimable(at))
+    stmt = select(Run).where(claimable(at))
     if run_id is not None:
         stmt = stmt.where(Run.id == run_id)
     stmt = stmt.order_by(Run.scheduled_for.is_(None), Run.scheduled_for, Run.id).limit(20)
@@ -363,6 +364,7 @@ __all__ = [
     "acquire_lease",
     "backoff_s",
     "claim_run",
+    "claimable",
     "fail",
     "finish",
     "list_runs",

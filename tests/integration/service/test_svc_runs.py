@@ -31,7 +31,7 @@ def test_queue_run_is_idempotent(session_factory: sessionmaker[Session]) -> None
         assert s.scalar(select(func.count()).select_from(Run)) == 2
         assert not a.late
         assert a.config["seeds"] == ["http://127.0.0.1:9/"]
-        late = runs.queue_run(s, watch, T0 + timedelta(minutes=2), "x", now=T0 + timedelta(hours=1))
+        late = runs.queue_run(s, watch, T0 + timedelta(minutes=2), "x", late=True, now=T0)
         assert late.late
 
 

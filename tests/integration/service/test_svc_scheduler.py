@@ -83,11 +83,12 @@ def test_one_active_scheduler_and_failover(
         assert a.aps is not None
         assert [j.id for j in a.aps.get_jobs()] == [f"watch:{watch_id}"]
         # Both firing the same scheduled time still makes one run.
-        when = datetime.now(UTC).replace(microsecond=0)
+        when = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+        before = count_runs(session_factory)
         first = scheduler.queue_watch_run(watch_id, scheduled_for=when)
         second = scheduler.queue_watch_run(watch_id, scheduled_for=when)
         assert first == second
-        assert count_runs(session_factory) == 1
+        assert count_runs(session_factory) == before + 1
         a.stop(grace_s=0)
         assert b.elect()
         assert b.active
@@ -194,3 +195,42 @@ def test_shutdown_interrupts_and_requeues_running_crawls(
 def test_the_real_crawl_command_is_the_default() -> None:
     cmd = scheduler.default_crawl_command()
     assert Path(cmd[0]).name == "rightswatch" or cmd[0] == sys.executable
+
+
+@pytest.mark.parametrize("stall", [timedelta(seconds=5), timedelta(days=3)])
+def test_a_stalled_loop_drops_no_run(
+    tmp_path: Path, migrated: Engine, session_factory: sessionmaker[Session], stall: timedelta
+) -> None:
+    """APScheduler's default grace is 1 s: a 5 s stall would drop the run. Ours is explicit."""
+    watch_id = add_watch(session_factory)
+    with session_factory.begin() as s:
+        watch = s.get(Watch, watch_id)
+        assert watch is not None
+        runs.queue_run(s, watch, watch.created_at, "test")  # not its first run
+    svc = service(tmp_path, migrated, session_factory, "a")
+    aps = svc._new_aps(scheduler.OneShotScheduler)
+    assert isinstance(aps, scheduler.OneShotScheduler)
+    scheduler._factory = session_factory
+    aps.start()
+    due = datetime.now(UTC).replace(microsecond=0) - stall
+    try:
+        aps.add_job(scheduler.JOB_FUNC, "date", run_date=due, args=[watch_id], id="stalled")
+        aps.run_pending()
+    finally:
+        aps.shutdown()
+    with session_factory() as s:
+        run = s.scalars(select(Run).where(Run.scheduled_for == due)).one()
+        assert run.late == (stall.total_seconds() > runs.LATE_AFTER_S)
+
+
+def test_a_new_watch_runs_at_once_then_on_schedule(
+    tmp_path: Path, migrated: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    add_watch(session_factory)  # every hour, created an hour ago, never run
+    svc = service(tmp_path, migrated, session_factory, "a")
+    assert svc.queue_due_once()
+    assert count_runs(session_factory) == 1
+    with session_factory() as s:
+        assert not s.scalars(select(Run)).one().late
+    assert svc.queue_due_once()
+    assert count_runs(session_factory) == 1  # the next one is an hour away
