@@ -12,6 +12,7 @@ Every method runs on the crawl's single database thread (see `DbThread`), never 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,8 +62,29 @@ class Loaded:
 
 
 class Frontier:
+    """Frontier updates are grouped: `queue_pages` and `finish_page` only append to a list that
+    `flush` writes in one transaction (every half second, and at the end), in order, so a page's
+    links are always stored no later than the page's own "done". A kill loses at most the last
+    unflushed updates: those pages are simply fetched again on resume."""
+
     def __init__(self, factory: sessionmaker[Session], run_id: int) -> None:
         self.factory, self.run_id = factory, run_id
+        self._ops: list[Callable[[Session], None]] = []
+        self._lock = threading.Lock()
+
+    def defer(self, op: Callable[[Session], None]) -> None:
+        with self._lock:
+            self._ops.append(op)
+
+    def flush(self) -> int:
+        """Write the queued updates in one transaction (on the database thread)."""
+        with self._lock:
+            ops, self._ops = self._ops, []
+        if ops:
+            with self.factory.begin() as session:
+                for op in ops:
+                    op(session)
+        return len(ops)
 
     def load(self) -> Loaded:
         out = Loaded()
@@ -80,7 +102,7 @@ class Frontier:
                 out.finished.add(key)
         return out
 
-    def add_pages(self, pages: Sequence[tuple[str, str, int]], parent: str | None) -> None:
+    def queue_pages(self, pages: Sequence[tuple[str, str, int]], parent: str | None) -> None:
         """Queue new pages (already de-duplicated and within the page cap by the caller)."""
         rows = [
             {
@@ -94,8 +116,7 @@ class Frontier:
             }
             for url, key, depth in pages
         ]
-        with self.factory.begin() as session:
-            insert_ignore(session, rows)
+        self.defer(lambda session: insert_ignore(session, rows))
 
     def finish_page(
         self,
@@ -109,8 +130,8 @@ class Frontier:
         depth: int = 0,
     ) -> None:
         """Mark a page done or failed (inserting it when it was never queued, e.g. a seed)."""
-        with self.factory.begin() as session:
-            self.finish_in(
+        self.defer(
+            lambda session: self.finish_in(
                 session,
                 key,
                 kind="page",
@@ -121,6 +142,7 @@ class Frontier:
                 url=url,
                 depth=depth,
             )
+        )
 
     def finish_in(
         self,

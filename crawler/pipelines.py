@@ -18,7 +18,7 @@ import hashlib
 import logging
 import multiprocessing
 import resource
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -45,6 +45,10 @@ def _limit_worker() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
 
 
+def _warm_up() -> None:
+    import fingerprints.prints  # noqa: F401 - the decoders and hashers, imported once
+
+
 def fingerprint_in_worker(data: bytes) -> tuple[fingerprints.Prints | None, str | None]:
     """Runs in a pool process: (prints, None) or (None, one-line reason)."""
     try:
@@ -66,7 +70,9 @@ class FingerprintPool:
 
     def _new(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_limit_worker)
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_limit_worker)
+        pool.submit(_warm_up)  # start the workers (imports take seconds) while the crawl starts
+        return pool
 
     async def fingerprint(self, data: bytes) -> tuple[fingerprints.Prints | None, str | None]:
         try:
@@ -144,14 +150,21 @@ class MatchPipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.index: CatalogueIndex = _ctx(crawler).index
+        # Searching (OpenCV releases the GIL) runs beside the reactor, never on it.
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rw-match")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
-    def process_item(self, item: MediaItem) -> MediaItem:
+    def close_spider(self) -> None:
+        self.thread.shutdown(wait=True)
+
+    async def process_item(self, item: MediaItem) -> MediaItem:
         if item.prints is not None and not item.hits:
-            item.hits = self.index.search(item.prints)
+            loop = asyncio.get_running_loop()
+            item.hits = await loop.run_in_executor(self.thread, self.index.search, item.prints)
+            assert self.crawler.stats is not None
             self.crawler.stats.inc_value("match/hit" if item.hits else "match/none")
         return item
 

@@ -502,6 +502,9 @@ def _execute(
         failure = f"{type(exc).__name__}: {exc}"
     finally:
         db.close()
+    spider_frontier = getattr(crawler.spider, "frontier", None)
+    if spider_frontier is not None:
+        spider_frontier.flush()  # whatever the last periodic flush did not write
     reason = getattr(crawler.spider, "close_reason", None) or "unknown"
     fatal = getattr(crawler.spider, "fatal", None)
     with factory.begin() as session:

@@ -13,6 +13,7 @@ that turns out to be an image or audio file (by its bytes) counts as media of th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -27,6 +28,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 import fingerprints
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 RECENT_PAGES = 256
+FLUSH_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -114,8 +118,16 @@ class WatchSpider(scrapy.Spider):
         spider: WatchSpider = super().from_crawler(crawler, *args, **kwargs)
         spider.media_per_page = crawler.settings.getint("MEDIA_PER_PAGE", 100)
         spider.media_per_run = crawler.settings.getint("MEDIA_PER_RUN", 20_000)
+        crawler.signals.connect(spider.opened, signal=signals.spider_opened)
         crawler.signals.connect(spider.closing, signal=signals.spider_closed)
         return spider
+
+    def opened(self) -> None:
+        self.flusher = task.LoopingCall(self._flush)
+        self.flusher.start(FLUSH_INTERVAL_S, now=False)
+
+    def _flush(self) -> Deferred[int]:
+        return Deferred.fromFuture(asyncio.ensure_future(self.db.run(self.frontier.flush)))
 
     # -- scope -------------------------------------------------------------------------
 
@@ -185,7 +197,7 @@ class WatchSpider(scrapy.Spider):
                 self.page_count += 1
                 new.append((canon, lkey, depth + 1))
         if new:
-            await self.db.run(self.frontier.add_pages, new, response.url)
+            self.frontier.queue_pages(new, response.url)
         for url, lkey, ldepth in new:
             yield self.page_request(url, lkey, ldepth, referer=response.url)
         self._remember(response.url, exchange)
@@ -345,8 +357,8 @@ class WatchSpider(scrapy.Spider):
         detail: dict[str, Any] = {"media_matches": ref.matches}
         if ref.exchange.redirect_chain:
             detail["redirect_chain"] = ref.exchange.redirect_chain
-        await self.db.run(
-            lambda: self.frontier.finish_page(
+        (
+            self.frontier.finish_page(
                 ref.key,
                 state="done",
                 http_status=ref.exchange.status or None,
@@ -364,8 +376,8 @@ class WatchSpider(scrapy.Spider):
         detail: dict[str, Any] = {}
         if response.meta.get("redirect_urls"):
             detail["redirect_chain"] = [*response.meta["redirect_urls"], response.url]
-        await self.db.run(
-            lambda: self.frontier.finish_page(
+        (
+            self.frontier.finish_page(
                 key,
                 state=state,
                 http_status=response.status,
@@ -387,8 +399,8 @@ class WatchSpider(scrapy.Spider):
             detail["redirect_chain"] = [*redirects, request.url]
         self.crawler.stats.inc_value("rightswatch/errors")
         key = request.meta["rw_key"]
-        await self.db.run(
-            lambda: self.frontier.finish_page(
+        (
+            self.frontier.finish_page(
                 key,
                 state="failed",
                 http_status=status,
@@ -404,5 +416,9 @@ class WatchSpider(scrapy.Spider):
         while len(self.recent) > RECENT_PAGES:
             self.recent.popitem(last=False)
 
-    def closing(self, spider: scrapy.Spider, reason: str) -> None:
+    def closing(self, spider: scrapy.Spider, reason: str) -> Deferred[int]:
         self.close_reason = reason
+        flusher = getattr(self, "flusher", None)
+        if flusher is not None and flusher.running:
+            flusher.stop()
+        return self._flush()

@@ -65,7 +65,7 @@ class LocalWeb:
             site.stop()
 
 
-def build(root: Path, chain_pages: int = 40, chain_delay_s: float = 0.15) -> LocalWeb:
+def build(root: Path, chain_pages: int = 40, chain_delay_s: float = 0.5) -> LocalWeb:
     works = make_works(root / "works")
     sunrise, harbour, forest = _img(1), _img(2), _img(3)
     song = media.make_music(7, 30.0)
