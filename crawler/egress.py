@@ -12,6 +12,7 @@ crawled page cannot reach an internal address or rebind its way there.
   `Connection: close`; only the declared body is forwarded (no chunked uploads), so a
   second request cannot be smuggled to the same upstream unchecked.
 * Anything else, or a target equal to the proxy itself: refused with 400/403/405.
+* Each direction of a connection is cut after 60 s idle or 100 MiB.
 
 Runs its own asyncio loop in a daemon thread so it serves a Scrapy (Twisted) process and a
 synchronous caller alike. Refusals are kept (bounded) in `GuardedProxy.refused`.
@@ -35,6 +36,7 @@ from crawler.netpolicy import Blocked, Network
 logger = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
+MAX_BYTES_PER_CONNECTION = 100 * 1024 * 1024  # a rendered page needs far less
 HOP_HEADERS = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"}
 )
@@ -223,8 +225,14 @@ class GuardedProxy:
         raise _Refused(502, f"refused {host}:{port}: connect failed ({last})")
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        """Copy until EOF, the idle timeout, or MAX_BYTES_PER_CONNECTION (then cut)."""
+        sent = 0
         with contextlib.suppress(OSError, TimeoutError):
             while data := await asyncio.wait_for(src.read(65536), self.idle_timeout_s):
+                sent += len(data)
+                if sent > MAX_BYTES_PER_CONNECTION:
+                    self.refused.append(f"cut a connection after {MAX_BYTES_PER_CONNECTION} bytes")
+                    return
                 dst.write(data)
                 await dst.drain()
 

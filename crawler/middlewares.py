@@ -47,11 +47,48 @@ ERROR_META = "rightswatch_error"
 DNS_ERRORS = (DNSLookupError, CannotResolveHostError)
 
 
+# Download handlers known to connect through the reactor's resolver (scrapy-playwright
+# falls back to HTTP11 for non-browser requests; its browser goes through crawler.egress).
+RESOLVER_HANDLERS = frozenset(
+    {
+        "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+        "scrapy.core.downloader.handlers.http.HTTPDownloadHandler",
+        "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    }
+)
+
+
+def policy_gap(settings: Any) -> str | None:
+    """Why these settings would let host names past the policy resolver, or None."""
+    handlers = {
+        **settings.getdict("DOWNLOAD_HANDLERS_BASE"),
+        **settings.getdict("DOWNLOAD_HANDLERS"),
+    }
+    for scheme in ("http", "https"):
+        handler = handlers.get(scheme)
+        path = handler if isinstance(handler, str) else getattr(handler, "__module__", "")
+        if handler is not None and isinstance(handler, str) and path not in RESOLVER_HANDLERS:
+            return f"DOWNLOAD_HANDLERS[{scheme!r}] = {path} resolves names itself"
+    from twisted.internet import reactor
+
+    from crawler.resolver import PolicyResolver
+
+    if not isinstance(getattr(reactor, "nameResolver", None), PolicyResolver):
+        return "crawler.resolver.PolicyResolver is not installed (TWISTED_DNS_RESOLVER)"
+    return None
+
+
 class NetPolicyMiddleware:
-    """Refuse requests the network policy does not allow, before any packet is sent."""
+    """Refuse requests the network policy does not allow, before any packet is sent.
+
+    Fails closed: if the policy resolver is not the reactor's (a CrawlerRunner, another
+    TWISTED_DNS_RESOLVER) or a download handler resolves names itself, every request is
+    refused with that reason. `NETPOLICY_REQUIRE_RESOLVER = False` is for unit tests only.
+    """
 
     def __init__(self, crawler: Crawler, allowed: tuple[Network, ...]) -> None:
         self.crawler, self.allowed = crawler, allowed
+        self._verified = not crawler.settings.getbool("NETPOLICY_REQUIRE_RESOLVER", True)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -66,6 +103,12 @@ class NetPolicyMiddleware:
 
     def process_request(self, request: Request) -> None:
         request.meta["proxy"] = None
+        if not self._verified:
+            gap = policy_gap(self.crawler.settings)
+            if gap is not None:
+                logger.error("network policy misconfigured: %(gap)s", {"gap": gap})
+                raise self._refuse(request, f"refused {request.url[:200]}: {gap}")
+            self._verified = True
         try:
             check_url(request.url, self.allowed)
         except Blocked as exc:

@@ -127,6 +127,7 @@ class PolicyResolver:
             logger.info("network policy: %(reason)s", {"reason": str(exc)})
             raise DNSLookupError(str(exc)) from None
         except (OSError, UnicodeError) as exc:
+            REFUSALS.discard(name)
             raise DNSLookupError(f"{name}: {exc}") from None
         REFUSALS.discard(name)
         return addresses

@@ -10,6 +10,10 @@ Every cap, and what happens at it (HOSTILE.md rows in brackets):
 - `NETPOLICY_DNS_CACHE_S` = 60 s: a validated answer is reused (pinned) for 60 s, never an
   unchecked one (S4). `DNSCACHE_ENABLED` = False (Scrapy's unchecked cache). `DNS_TIMEOUT`
   = 10 s.
+- `TWISTED_REACTOR_ENABLED` = True and http/https handled by Scrapy's HTTP/1.1 handler (or
+  scrapy-playwright, which falls back to it): other handlers resolve names themselves, so
+  `NetPolicyMiddleware` refuses every request if it finds one, or finds the policy resolver
+  not installed (fail closed; stat `netpolicy/refused`, error logged once per request).
 - `HTTPPROXY_ENABLED` = False, `HttpProxyMiddleware` off, `meta["proxy"] = None` on every
   request: `HTTP_PROXY`/`HTTPS_PROXY` are ignored (S7).
 - `DOWNLOAD_HANDLERS` ftp, s3, file, data = disabled: only http/https are fetched (S5).
@@ -40,8 +44,11 @@ PAGE_MAXSIZE = 10 * 1024 * 1024
 SAFETY_SETTINGS: dict[str, Any] = {
     # The network policy: a resolver for names, a middleware for URLs and IP literals.
     "TWISTED_DNS_RESOLVER": "crawler.resolver.PolicyResolver",
+    # Scrapy's reactorless mode swaps in aiohttp, which resolves names itself.
+    "TWISTED_REACTOR_ENABLED": True,
     "NETPOLICY_ALLOW": [],
     "NETPOLICY_DNS_CACHE_S": 60.0,
+    "NETPOLICY_REQUIRE_RESOLVER": True,
     "DNSCACHE_ENABLED": False,
     "DNS_TIMEOUT": 10,
     "DOWNLOADER_MIDDLEWARES": {

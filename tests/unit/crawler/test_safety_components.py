@@ -50,8 +50,38 @@ def test_merge_keeps_project_middlewares_and_adds_the_policy() -> None:
     assert safety_settings([], user_agent="u")["REMOTE_CONTROL_ENABLED"] is False
 
 
-def _crawler(allow: list[str]) -> Any:
-    return get_crawler(settings_dict={"NETPOLICY_ALLOW": allow})
+HTTP11 = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+
+
+def _crawler(allow: list[str], require_resolver: bool = False) -> Any:
+    return get_crawler(
+        settings_dict={"NETPOLICY_ALLOW": allow, "NETPOLICY_REQUIRE_RESOLVER": require_resolver}
+    )
+
+
+@pytest.mark.parametrize(
+    ("handlers", "gap"),
+    [
+        (
+            {"http": HTTP11, "https": HTTP11},  # the handler is right, the resolver is absent
+            "PolicyResolver is not installed",
+        ),
+        (
+            {"https": "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler"},
+            "resolves names",
+        ),
+    ],
+)
+def test_middleware_fails_closed_without_the_policy_resolver(
+    handlers: dict[str, str], gap: str
+) -> None:
+    crawler = get_crawler(settings_dict={"NETPOLICY_ALLOW": [], "DOWNLOAD_HANDLERS": handlers})
+    crawler.stats.open_spider()
+    mw = NetPolicyMiddleware.from_crawler(crawler)
+    request = Request("https://example.com/")
+    with pytest.raises(IgnoreRequest, match=gap):
+        mw.process_request(request)
+    assert gap in request.meta[ERROR_META]
 
 
 def test_netpolicy_middleware_refuses_and_records() -> None:
