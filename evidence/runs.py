@@ -296,16 +296,19 @@ def list_runs(
     session: Session,
     *,
     scope: frozenset[int] | None = None,
+    include_unowned: bool = False,
     watch_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Run]:
-    """Run history, newest first; `scope` limits to watches of these rightsholders."""
+    """Run history, newest first; `scope` limits to watches of these rightsholders (and, with
+    `include_unowned`, watches that name none)."""
     stmt = select(Run).order_by(Run.id.desc())
     if scope is not None:
-        stmt = stmt.where(
-            Run.watch_id.in_(select(Watch.id).where(Watch.rightsholder_id.in_(scope)))
-        )
+        owned: Any = Watch.rightsholder_id.in_(scope)
+        if include_unowned:
+            owned = owned | Watch.rightsholder_id.is_(None)
+        stmt = stmt.where(Run.watch_id.in_(select(Watch.id).where(owned)))
     if watch_id is not None:
         stmt = stmt.where(Run.watch_id == watch_id)
     return list(session.scalars(stmt.offset(offset).limit(limit)))

@@ -28,7 +28,7 @@ from rightswatch import __version__
 from rightswatch.api import media
 from rightswatch.api.deps import SessionDep, ctx, limit_rate
 from rightswatch.api.errors import ApiError
-from rightswatch.api.routes import export_response
+from rightswatch.api.routes import export_response, sees_unowned
 from rightswatch.api.schemas import MAX_ID, NO_NUL
 from rightswatch.api.session import COOKIE, MAX_AGE_S, WebSession, csrf_ok, make_cookie, read_cookie
 
@@ -243,7 +243,8 @@ def runs_page(request: Request, session: SessionDep) -> Response:
     if web is None:
         return RedirectResponse("/login", status_code=303)
     rows = []
-    for run in list_runs(session, scope=web.principal.scope(), limit=100):
+    unowned = sees_unowned(request, session, web.principal)
+    for run in list_runs(session, scope=web.principal.scope(), include_unowned=unowned, limit=100):
         row = run_json(run)
         row["url_errors"] = [url_error_json(u) for u in url_errors(session, run.id, limit=100)]
         rows.append(row)

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from evidence.accounts import Principal
 from evidence.catalogue import list_works, work_json
 from evidence.licences import add_licence, licence_json
-from evidence.models import Licence, MatchStatus, Run, Watch, Work
+from evidence.models import Licence, MatchStatus, Rightsholder, Run, Watch, Work
 from evidence.reviews import history, set_status, status_change_json
 from evidence.runs import list_runs, run_json, url_error_json, url_errors
 from evidence.uses import get_match, list_matches, match_json
@@ -214,7 +216,10 @@ def watches(
     stmt = select(Watch).order_by(Watch.id)
     scope = principal.scope()
     if scope is not None:
-        stmt = stmt.where(Watch.rightsholder_id.in_(scope))
+        owned: Any = Watch.rightsholder_id.in_(scope)
+        if sees_unowned(request, session, principal):
+            owned = owned | Watch.rightsholder_id.is_(None)
+        stmt = stmt.where(owned)
     rows = session.scalars(stmt.offset(offset).limit(_page(request, limit)))
     return [
         {
@@ -234,12 +239,29 @@ def watches(
     ]
 
 
-def scoped_run(session: SessionDep, principal: PrincipalDep, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+def sees_unowned(request: Request, session: Session, principal: Principal) -> bool:
+    """Watches that name no rightsholder belong to the default one (as works without one do)."""
+    name = ctx(request).settings.default_rightsholder
+    holder = session.scalar(select(Rightsholder.id).where(Rightsholder.name == name))
+    return holder is not None and holder in principal.rightsholder_ids
+
+
+def watch_visible(
+    request: Request, session: Session, principal: Principal, watch: Watch | None
+) -> bool:
     scope = principal.scope()
-    if run is None or (
-        scope is not None and (run.watch is None or run.watch.rightsholder_id not in scope)
-    ):
+    if scope is None:
+        return True
+    if watch is None:
+        return False
+    if watch.rightsholder_id is None:
+        return sees_unowned(request, session, principal)
+    return watch.rightsholder_id in scope
+
+
+def scoped_run(request: Request, session: Session, principal: Principal, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None or not watch_visible(request, session, principal, run.watch):
         raise ApiError(404, "not found")
     return run
 
@@ -253,14 +275,22 @@ def runs(
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Run history, newest first."""
-    rows = list_runs(session, scope=principal.scope(), limit=_page(request, limit), offset=offset)
+    rows = list_runs(
+        session,
+        scope=principal.scope(),
+        include_unowned=sees_unowned(request, session, principal),
+        limit=_page(request, limit),
+        offset=offset,
+    )
     return [run_json(r) for r in rows]
 
 
 @router.get("/api/runs/{run_id}", response_model=RunOut, responses=READ, tags=["runs"])
-def run(run_id: Id, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def run(
+    request: Request, run_id: Id, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """One run, with the URLs that failed and why."""
-    found = scoped_run(session, principal, run_id)
+    found = scoped_run(request, session, principal, run_id)
     row = run_json(found)
     row["url_errors"] = [url_error_json(u) for u in url_errors(session, found.id)]
     return row

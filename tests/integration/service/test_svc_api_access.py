@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from svc_rows import T0
 from svc_world import World, auth, build_world, make_client
 
 from evidence.models import LedgerEntry, Match, StatusChange
@@ -301,3 +302,30 @@ def test_bad_input_is_json_never_500(session_factory: sessionmaker[Session], wor
         assert 400 <= res.status_code < 500, (res.request.url, res.status_code, res.text)
         assert set(res.json()) == {"message"}, res.text
         assert "Traceback" not in res.text
+
+
+def test_unowned_watches_belong_to_the_default_rightsholder(
+    session_factory: sessionmaker[Session], world: World
+) -> None:
+    from evidence import runs
+    from evidence.accounts import add_account
+    from evidence.models import Watch
+
+    with session_factory.begin() as s:
+        watch = Watch(name="cli-watch", seeds=["https://z.example/"])
+        s.add(watch)
+        s.flush()
+        run_id = runs.queue_run(s, watch, T0, "cli").id
+        _, default_token = add_account(s, "dflt", role="viewer", rightsholders=["default"])
+    _, client = make_client(session_factory)
+    for token, sees in [
+        (default_token, True),
+        (world.admin_token, True),
+        (world.a.tokens["viewer"], False),
+    ]:
+        h = auth(token)
+        assert (run_id in {r["id"] for r in client.get("/api/runs", headers=h).json()}) is sees
+        assert (client.get(f"/api/runs/{run_id}", headers=h).status_code == 200) is sees
+        assert (
+            "cli-watch" in {w["name"] for w in client.get("/api/watches", headers=h).json()}
+        ) is sees
