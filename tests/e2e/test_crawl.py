@@ -63,6 +63,7 @@ def test_crawl_finds_every_planted_copy(rw, web: localweb.LocalWeb) -> None:  # 
     assert "/media/js.jpg" not in log  # no JS without --render-js
     assert web.tripwire.log == []  # refused by the network policy: no packet
     assert [p for p in web.main.log if p.startswith("/media/")].count("/media/a.jpg") == 1
+    assert all(m["evidence_ids"] for m in rw.ok("matches"))  # a capture per use
 
 
 def test_recrawl_moves_last_seen_without_duplicates(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
