@@ -49,16 +49,25 @@ def served(
         ids = []
         for page in ("https://copy.example/gallery", HOSTILE):
             m, _ = record_use(
-                s, work_id=w.id, page_url=page, media_url="https://copy.example/sunset.png",
-                hit=Hit(w.id, 0.97, method="image_phash"), run_id=None, media_sha256=found,
-                flags=["rights_metadata_removed"], seen_at=w.created_at,
-            )  # fmt: skip
+                s,
+                work_id=w.id,
+                page_url=page,
+                media_url="https://copy.example/sunset.png",
+                hit=Hit(w.id, 0.97, method="image_phash"),
+                run_id=None,
+                media_sha256=found,
+                flags=["rights_metadata_removed"],
+                seen_at=w.created_at,
+            )
             ids.append(m.id)
     port = free_port()
     proc = subprocess.Popen(
         [RIGHTSWATCH, "serve", "--port", str(port), "--no-scheduler"],
-        env=rw_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
+        env=rw_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)

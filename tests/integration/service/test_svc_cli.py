@@ -26,10 +26,16 @@ def uses(rw_init: Any, db_url: str) -> dict[str, int]:
         ]:
             work = make_work(s, holder, ref)
             m, _ = record_use(
-                s, work_id=work.id, page_url=page, media_url=page + "/i.jpg",
-                hit=Hit(work.id, 0.91, offset_s=None), run_id=None, media_sha256=None,
-                flags=["rights_metadata_removed"], seen_at=T0,
-            )  # fmt: skip
+                s,
+                work_id=work.id,
+                page_url=page,
+                media_url=page + "/i.jpg",
+                hit=Hit(work.id, 0.91, offset_s=None),
+                run_id=None,
+                media_sha256=None,
+                flags=["rights_metadata_removed"],
+                seen_at=T0,
+            )
             ids[ref] = m.id
     engine.dispose()
     return ids
@@ -62,8 +68,21 @@ def test_matches_and_review(rw_init: Any, uses: dict[str, int]) -> None:
     rw = rw_init
     rows = rw.ok("matches")
     assert {r["id"] for r in rows} == set(uses.values())
-    keys = {"id", "work_id", "ref", "kind", "page_url", "media_url", "score", "offset_s",
-            "first_seen", "last_seen", "status", "flags", "evidence_ids"}  # fmt: skip
+    keys = {
+        "id",
+        "work_id",
+        "ref",
+        "kind",
+        "page_url",
+        "media_url",
+        "score",
+        "offset_s",
+        "first_seen",
+        "last_seen",
+        "status",
+        "flags",
+        "evidence_ids",
+    }
     assert keys <= set(rows[0])
     assert rows[0]["first_seen"].endswith("Z")
     assert [r["ref"] for r in rw.ok("matches", "--work", "cat")] == ["cat"]
@@ -109,3 +128,38 @@ def test_licences(rw_init: Any, uses: dict[str, int]) -> None:
     assert rw("licences", "add", "--all", "--domain", "x.com", "--until", "31/12/2030").code == 2
     assert rw("licences", "add", "--work", "nope", "--domain", "x.com").code == 2
     assert rw("licences", "add", "--all", "--domain", "http://x.com/").code == 2
+
+
+def test_scheduler_tick_runs_the_due_job_once(rw_init: Any, db_url: str, tmp_path: Any) -> None:
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from evidence.models import Run, Watch
+
+    engine = make_engine(db_url)
+    factory = make_session_factory(engine)
+    with factory.begin() as s:
+        s.add(
+            Watch(
+                name="w",
+                seeds=["http://127.0.0.1:9/"],
+                every_s=3600,
+                created_at=datetime.now(UTC) - timedelta(minutes=1),
+            )
+        )
+    fake_dir = tmp_path / "fake"
+    fake_dir.mkdir()
+    fake = Path(__file__).with_name("fake_crawl.py")
+    env = {"RIGHTSWATCH_CRAWL_COMMAND": f"{sys.executable} {fake}", "FAKE_CRAWL_DIR": str(fake_dir)}
+    first = rw_init.ok("scheduler", "tick", env=env)
+    assert first["scheduled"] is True
+    assert len(first["runs"]) == 1
+    assert rw_init.ok("scheduler", "tick", env=env)["runs"] == []
+    with factory() as s:
+        run = s.get(Run, first["runs"][0])
+        assert run is not None
+        assert run.state == "finished"
+        assert run.started_by == "scheduler"
+    engine.dispose()
+    assert (fake_dir / "starts").read_text().split() == [str(first["runs"][0])]

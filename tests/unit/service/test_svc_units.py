@@ -1,0 +1,95 @@
+"""No I/O: the rate limiter, the body cap, crawl exit descriptions, schedules, session cookies."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+import scheduler
+from evidence.accounts import Principal, hash_token, new_token, parse_role
+from evidence.errors import BadInput
+from evidence.models import Role, Watch
+from evidence.runs import backoff_s
+from rightswatch.api.guards import BodyLimit, RateLimiter
+from rightswatch.api.session import WebSession, _serializer, csrf_ok
+
+
+def test_rate_limiter_bucket() -> None:
+    limiter = RateLimiter(rate_per_minute=3)
+    assert [limiter.check("a") for _ in range(3)] == [None, None, None]
+    wait = limiter.check("a")
+    assert wait is not None
+    assert 0 < wait <= 20
+    assert RateLimiter.retry_after(wait) in {str(n) for n in range(1, 21)}
+    assert limiter.check("b") is None
+
+
+def test_body_limit_counts_chunked_bodies() -> None:
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    client = TestClient(BodyLimit(app, max_bytes=100))
+    assert client.post("/echo", content=b"x" * 100).json() == {"size": 100}
+    assert client.post("/echo", content=b"x" * 101).status_code == 413
+    chunked = client.post("/echo", content=iter([b"x" * 60, b"x" * 60]))
+    assert chunked.status_code == 413
+    assert chunked.json()["message"].startswith("request body larger")
+    assert client.post("/echo", content=iter([b"x" * 40, b"x" * 40])).json() == {"size": 80}
+
+
+def test_describe_exit() -> None:
+    assert scheduler.describe_exit(-signal.SIGKILL) == "crawl process killed by SIGKILL"
+    assert scheduler.describe_exit(3) == "crawl process exited with status 3"
+
+
+def test_backoff_grows_and_caps() -> None:
+    assert [backoff_s(n) for n in (1, 2, 3)] == [60, 120, 240]
+    assert backoff_s(50) == 3600
+
+
+def test_triggers() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    every = Watch(id=1, name="w", seeds=[], every_s=600, created_at=created)
+    fire = scheduler.trigger_for(every).get_next_fire_time(
+        None, datetime(2026, 1, 1, 0, 7, tzinfo=UTC)
+    )
+    assert fire == datetime(2026, 1, 1, 0, 10, tzinfo=UTC)  # anchored at creation
+    cron = Watch(id=2, name="c", seeds=[], cron="30 2 * * *", created_at=created)
+    assert scheduler.trigger_for(cron).get_next_fire_time(None, created) == datetime(
+        2026, 1, 1, 2, 30, tzinfo=UTC
+    )
+    with pytest.raises(BadInput, match="bad cron"):
+        scheduler.trigger_for(Watch(id=3, name="b", seeds=[], cron="every day", created_at=created))
+    with pytest.raises(BadInput, match="no schedule"):
+        scheduler.trigger_for(Watch(id=4, name="n", seeds=[], created_at=created))
+
+
+def test_tokens_and_roles() -> None:
+    a, b = new_token(), new_token()
+    assert a != b
+    assert len(a) == 3 + 43
+    assert hash_token(a).startswith("sha256:")
+    assert a not in hash_token(a)
+    assert parse_role("Admin") is Role.ADMIN
+    with pytest.raises(BadInput):
+        parse_role("root")
+
+
+def test_cookie_signature_and_csrf() -> None:
+    secret = b"s" * 32
+    value = _serializer(secret).dumps({"a": 1, "f": "x", "c": "tok"})
+    assert _serializer(secret).loads(value)["c"] == "tok"
+    with pytest.raises(Exception, match="Signature"):
+        _serializer(b"t" * 32).loads(value)
+    web = WebSession(Principal(1, "n", Role.REVIEWER, frozenset()), "tok")
+    assert csrf_ok(web, "tok")
+    assert not csrf_ok(web, "")
+    assert not csrf_ok(web, None)
+    assert not csrf_ok(web, "tok2")
