@@ -32,8 +32,8 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,22 +139,79 @@ def render_report(**context: Any) -> str:
     return env.get_template("report.html").render(**context)
 
 
-@dataclass
 class PackBuilder:
-    members: dict[str, bytes] = field(default_factory=dict)
+    """Writes members straight into the ZIP (memory bounded by the largest member), recording
+    each one's hash and size for the manifest."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def _write(self, name: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(name, ZIP_TIME)
+        packed = name.endswith((".gz", ".wacz", ".png", ".jpg", ".gif", ".webp"))
+        info.compress_type = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self.zf.writestr(info, data)
 
     def add(self, name: str, data: bytes) -> str:
         name = safe_name(name)
-        if name in self.members or name in ("manifest.json", "manifest.sig"):
+        if name in self.entries or name in ("manifest.json", "manifest.sig"):
             raise EvidenceError(f"duplicate pack member {name}")
-        self.members[name] = data
+        self._write(name, data)
+        self.entries[name] = {
+            "sha256": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
         return name
 
     def listing(self) -> dict[str, dict[str, Any]]:
-        return {
-            n: {"sha256": "sha256:" + hashlib.sha256(d).hexdigest(), "size": len(d)}
-            for n, d in sorted(self.members.items())
-        }
+        return dict(sorted(self.entries.items()))
+
+    def finish(self, manifest: bytes, signature: bytes) -> None:
+        self._write("manifest.json", manifest)
+        self._write("manifest.sig", signature)
+
+
+@dataclass
+class Written:
+    digest: str = ""
+
+
+@contextlib.contextmanager
+def atomic_zip(target: Path, *, force: bool) -> Iterator[tuple[PackBuilder, Written]]:
+    """A ZIP written to a temporary file beside `target`, fsynced and renamed into place only
+    when the block succeeds; a crash or an error leaves no partial pack under the name."""
+    target = target.expanduser()
+    if target.exists() and not force:
+        raise BadInput(f"{target} exists: pass --force to overwrite it")
+    if target.exists() and not target.is_file():
+        raise BadInput(f"{target} is not a regular file")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{parent}: no such directory")
+    written = Written()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name[:40]}.", suffix=".tmp")
+    except OSError as exc:
+        raise EvidenceError(f"cannot write in {parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            with zipfile.ZipFile(fh, "w") as zf:
+                yield PackBuilder(zf), written
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.seek(0)
+            digest = hashlib.sha256()
+            while chunk := fh.read(1024 * 1024):
+                digest.update(chunk)
+        os.replace(tmp, target)
+        written.digest = "sha256:" + digest.hexdigest()
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _found_payload(warc: bytes, media_url: str) -> bytes | None:
@@ -193,10 +250,9 @@ def _anchor(session: Session, max_seq: int, settings: Settings) -> tuple[Checkpo
 
 
 def build_pack(
-    session: Session, store: BlobStore, settings: Settings, matches: list[Match]
-) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """All members of the pack (manifest and signature included) and the manifest."""
-    pack = PackBuilder()
+    session: Session, store: BlobStore, settings: Settings, matches: list[Match], pack: PackBuilder
+) -> tuple[dict[str, Any], bytes]:
+    """Write every member of the pack, the manifest and its signature last; the manifest."""
     key = ledger.signing_key()
     public = key.public_key()
     from cryptography.hazmat.primitives import serialization
@@ -323,50 +379,8 @@ def build_pack(
         "members": pack.listing(),
     }
     raw = json.dumps(manifest, indent=1, ensure_ascii=False, sort_keys=True).encode()
-    out = dict(pack.members)
-    out["manifest.json"] = raw
-    out["manifest.sig"] = ledger.sign(raw).encode()
-    return out, manifest
-
-
-def write_zip(members: dict[str, bytes], target: Path, *, force: bool) -> str:
-    """Write atomically (temp file + fsync + rename); the pack's sha256 digest."""
-    target = target.expanduser()
-    if target.exists() and not force:
-        raise BadInput(f"{target} exists: pass --force to overwrite it")
-    if target.exists() and not target.is_file():
-        raise BadInput(f"{target} is not a regular file")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{parent}: no such directory")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name[:40]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                order = [
-                    "manifest.json",
-                    "manifest.sig",
-                    *sorted(n for n in members if n not in ("manifest.json", "manifest.sig")),
-                ]
-                for name in order:
-                    info = zipfile.ZipInfo(name, ZIP_TIME)
-                    packed = name.endswith((".gz", ".wacz", ".png", ".jpg", ".gif", ".webp"))
-                    info.compress_type = zipfile.ZIP_STORED if packed else zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, members[name])
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.seek(0)
-            digest = hashlib.sha256()
-            while chunk := fh.read(1024 * 1024):
-                digest.update(chunk)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise EvidenceError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return "sha256:" + digest.hexdigest()
+    pack.finish(raw, ledger.sign(raw).encode())
+    return manifest, raw
 
 
 def export_pack(
@@ -389,8 +403,9 @@ def export_pack(
         matches = select_matches(
             session, match_ids=match_ids, work_ref=work_ref, all_matches=all_matches, scope=scope
         )
-        members, manifest = build_pack(session, store, settings, matches)
-    digest = write_zip(members, target, force=force)
+        with atomic_zip(target, force=force) as (pack, written):
+            manifest, raw = build_pack(session, store, settings, matches, pack)
+    digest = written.digest
     ids = [m["id"] for m in manifest["matches"]]
     with factory.begin() as session:
         ledger.append(
@@ -402,7 +417,7 @@ def export_pack(
                 "path_name": target.name[:200],
                 "matches": ids,
                 "captures": [c["id"] for c in manifest["captures"]],
-                "manifest_sha256": "sha256:" + hashlib.sha256(members["manifest.json"]).hexdigest(),
+                "manifest_sha256": "sha256:" + hashlib.sha256(raw).hexdigest(),
                 "checkpoint_size": manifest["checkpoint"]["size"],
                 "by": by,
             },

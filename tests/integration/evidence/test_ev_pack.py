@@ -471,3 +471,29 @@ def test_newer_pack_extends_older_one_and_a_fork_is_named(
     assert compare_with_older(forked, tmp_path / "old.zip") == [
         f"fork: the older pack's head {old_size} is not in this ledger's history"
     ]
+
+
+def test_failure_mid_export_leaves_no_pack(
+    factory: sessionmaker[Session],
+    store: LocalBlobStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from evidence.errors import StoreError
+
+    ids = _setup(factory, store)
+    real_get, calls = store.get, []
+
+    def failing_get(digest: str) -> bytes:
+        calls.append(digest)
+        if len(calls) == 4:
+            raise StoreError("missing blob (injected)")
+        return real_get(digest)
+
+    monkeypatch.setattr(store, "get", failing_get)
+    with pytest.raises(StoreError, match="injected"):
+        _export(factory, store, tmp_path / "p.zip", ids)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".zip", ".tmp")) == []
+    with factory() as s:
+        exports = s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "export")).all()
+    assert exports == []
