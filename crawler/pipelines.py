@@ -26,11 +26,14 @@ from typing import Any, Self
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import fingerprints
 from crawler.frontier import DbThread, Frontier
 from crawler.items import MediaItem, PageRef, RunContext
+from evidence.db import describe_db_error
+from evidence.errors import DatabaseUnavailable, EvidenceError
 from evidence.matching import CatalogueIndex
 from evidence.models import CatalogueVersion, MediaObject, MediaUrl
 from evidence.store import BlobStore
@@ -195,16 +198,26 @@ class RecordPipeline:
         fetched = item.exchange is not None
         recorded: set[int] = set()
         first = True
-        while True:
-            pages = item.pages if not fetched else list(state.pages if state else item.pages)
-            todo = [p for p in pages if id(p) not in recorded]
-            if not first and not todo:
-                break
-            await self.db.run(self._record, item, todo, fetched and first)
-            recorded.update(id(p) for p in todo)
-            first = False
-            if not fetched:
-                break
+        try:
+            while True:
+                pages = item.pages if not fetched else list(state.pages if state else item.pages)
+                todo = [p for p in pages if id(p) not in recorded]
+                if not first and not todo:
+                    break
+                await self.db.run(self._record, item, todo, fetched and first)
+                recorded.update(id(p) for p in todo)
+                first = False
+                if not fetched:
+                    break
+        except (EvidenceError, SQLAlchemyError, OSError) as exc:
+            # Nothing of this item was committed: its pages stay unfinished, so a re-run of
+            # the run records it again. A database that is gone ends the run as failed.
+            reason = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            log.warning("recording %(url)s failed: %(reason)s", {"url": item.url, "reason": reason})
+            if isinstance(exc, OperationalError | DatabaseUnavailable):
+                spider.fatal = f"database unavailable: {reason}"
+                await self.crawler.engine.close_spider_async(reason="database unavailable")
+            return item
         self._count(item, len(recorded))
         await spider.media_finished(item.key, item)
         return item

@@ -38,6 +38,7 @@ from crawler.exchange import exchange_from
 from crawler.extract import extract_page
 from crawler.frontier import DbThread, Frontier, Loaded
 from crawler.items import MediaItem, PageRef, RunContext
+from crawler.middlewares import refusal
 from evidence.material import Exchange
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def host_in(host: str, domains: Iterable[str]) -> bool:
 
 def describe_failure(failure: Failure) -> tuple[str, int | None]:
     """A one-line reason for a failed request and the HTTP status when there was one."""
+    refused = refusal(getattr(failure, "request", None))
+    if refused:
+        return f"blocked by network policy: {refused}"[:500], None
     exc = failure.value
     if isinstance(exc, HttpError):
         status = exc.response.status
@@ -315,7 +319,7 @@ class WatchSpider(scrapy.Spider):
         request = failure.request  # type: ignore[attr-defined]
         mkey = request.meta["rw_media"]
         reason, status = describe_failure(failure)
-        self.crawler.stats.inc_value("rightswatch/media_errors")
+        self.crawler.stats.inc_value("rightswatch/errors")
         state = self.media_states[mkey]
         await self.db.run(self._record_media_failure, mkey, state.url, reason, status)
         await self.media_finished(mkey, None)
@@ -416,9 +420,9 @@ class WatchSpider(scrapy.Spider):
         while len(self.recent) > RECENT_PAGES:
             self.recent.popitem(last=False)
 
-    def closing(self, spider: scrapy.Spider, reason: str) -> Deferred[int]:
+    async def closing(self, spider: scrapy.Spider, reason: str) -> None:
         self.close_reason = reason
         flusher = getattr(self, "flusher", None)
         if flusher is not None and flusher.running:
             flusher.stop()
-        return self._flush()
+        await self.db.run(self.frontier.flush)
