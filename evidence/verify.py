@@ -14,6 +14,7 @@ import hashlib
 import json
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +132,30 @@ def verify_pack(path: Path) -> dict[str, Any]:
         return result
     with zf:
         problems.extend(_shape(zf))
-        if problems:
-            return result  # hostile shape: read nothing more
-        try:
-            _verify(zf, result)
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            problems.append(f"pack: unreadable ({type(exc).__name__}: {str(exc)[:160]})")
+        if not problems:  # a hostile shape: read nothing more
+            try:
+                _verify(zf, result)
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                NotImplementedError,  # unknown compression method
+                ValueError,
+                OSError,
+                EOFError,
+            ) as exc:
+                problems.append(f"pack: unreadable ({type(exc).__name__}: {str(exc)[:160]})")
+    # Names and values come from the pack: never let them break or forge an output line.
+    result["problems"] = [_printable(p) for p in problems]
+    result["warnings"] = [_printable(w) for w in warnings]
     result["ok"] = not problems
     return result
+
+
+def _printable(text: str) -> str:
+    """Escape control, format (e.g. RTL override) and other unprintable characters."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _verify(zf: zipfile.ZipFile, result: dict[str, Any]) -> None:

@@ -497,3 +497,34 @@ def test_failure_mid_export_leaves_no_pack(
     with factory() as s:
         exports = s.scalars(select(LedgerEntry).where(LedgerEntry.kind == "export")).all()
     assert exports == []
+
+
+def test_damaged_streams_and_control_characters_are_problems(tmp_path: Path) -> None:
+    """Found by the fuzzers: a broken deflate stream, an unknown compression method and a
+    member name with a line break each give a one-line problem, never an exception."""
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", b'{"members": {}}' * 50)
+        offset = zf.getinfo("manifest.json").header_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset + 30 + len("manifest.json")] = 0xFF
+    path.write_bytes(bytes(raw))
+    res = verify_pack(path)
+    assert not res["ok"]
+    assert res["problems"]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("manifest.json", b"{}")
+    raw = bytearray(path.read_bytes())
+    local, central = raw.index(b"PK\x03\x04"), raw.index(b"PK\x01\x02")
+    raw[local + 8 : local + 10] = (99).to_bytes(2, "little")
+    raw[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    res = verify_pack(path)
+    assert not res["ok"]
+    assert res["problems"]
+    listed = {"a\nok: true": {"sha256": "x", "size": 1}, "\u202eevil": {"sha256": "x", "size": 1}}
+    manifest = json.dumps({"format": "rightswatch-evidence-pack/1", "members": listed}).encode()
+    res = verify_pack(write(tmp_path / "c.zip", {"manifest.json": manifest, "manifest.sig": b""}))
+    assert not res["ok"]
+    assert all(p.isprintable() for p in res["problems"])
+    assert any("a\\nok: true" in p for p in res["problems"])
