@@ -383,13 +383,13 @@ def scrapy_settings(settings: Settings, cfg: CrawlConfig) -> Any:
     merged["ITEM_PIPELINES"] = dict(base["ITEM_PIPELINES"])
     merged["EXTENSIONS"] = dict(base["EXTENSIONS"])
     if cfg.render_js:
-        merged.update(_render_js_settings())
+        merged.update(_render_js_settings(settings))
     out = ScrapySettings()
     out.setdict(merged, priority="project")
     return out
 
 
-def _render_js_settings() -> dict[str, Any]:
+def _render_js_settings(settings: Settings) -> dict[str, Any]:
     """scrapy-playwright driving Debian's chromium, its traffic through the guarded proxy."""
     import importlib
 
@@ -407,7 +407,7 @@ def _render_js_settings() -> dict[str, Any]:
             "data": None,
         },
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
-        "PLAYWRIGHT_LAUNCH_OPTIONS": browser.launch_options(None),
+        "PLAYWRIGHT_LAUNCH_OPTIONS": browser.launch_options(None, allowed=settings.allow_networks),
         "CONCURRENT_REQUESTS": 4,
     }
 

@@ -179,3 +179,25 @@ def test_kill_9_mid_crawl_then_resume_loses_nothing(
     assert len({(m["page_url"], m["media_url"], m["work_id"]) for m in matches}) == len(matches)
     [(state,)] = _db_rows(db_url, f"SELECT state FROM runs WHERE id = {run_id}")
     assert state == "finished"
+
+
+@pytest.mark.chromium
+def test_render_js_finds_script_inserted_media_and_stays_inside_policy(
+    rw, web: localweb.LocalWeb
+) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    web.tripwire.log.clear()
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    out = rw.ok(
+        "crawl",
+        "--url",
+        web.main.url("/js-gallery.html"),
+        "--render-js",
+        "--max-depth",
+        "0",
+        env=env,
+        timeout=400,
+    )
+    assert out["matches"] == 1
+    assert _uses(rw) == {("forest", "/js-gallery.html", "/media/js.jpg")}
+    assert web.tripwire.log == []  # the page's fetch() and iframe went nowhere

@@ -127,7 +127,9 @@ def build(root: Path, chain_pages: int = 40, chain_delay_s: float = 0.5) -> Loca
     r["/media/secret.jpg"] = blob(media.image_bytes(forest, "JPEG"), JPEG)
     r["/js-gallery.html"] = html(
         '<div id="g"></div><script>var i=document.createElement("img");'
-        'i.src="/media/js.jpg";document.getElementById("g").appendChild(i);</script>'
+        'i.src="/media/js.jpg";document.getElementById("g").appendChild(i);'
+        f'fetch("{tripwire.url("/from-script")}").catch(function(){{}});</script>'
+        f'<iframe src="{tripwire.url("/iframe")}"></iframe>'
     )
     r["/media/js.jpg"] = blob(media.image_bytes(media.resized(forest, 0.9), "JPEG"), JPEG)
 
