@@ -40,24 +40,10 @@ def active_mask(raw: U32) -> npt.NDArray[np.bool_]:
 class Alignment:
     work_id: int
     offset: int  # reference frame aligned with query frame 0
-    ber: float  # bit error rate over active aligned frames
-    frames: int  # active aligned frames compared
+    ber: float  # bit error rate over the best aligned window of active frames
+    frames: int  # active frames in that window
     votes: int
-
-
-def aligned_ber(
-    query: U32, ref: U32, offset: int, scale: float = 1.0, mask: npt.NDArray[np.bool_] | None = None
-) -> tuple[float, int]:
-    """BER of query frame i against ref frame offset + round(i * scale), over active frames."""
-    idx = offset + np.rint(np.arange(query.size) * scale).astype(np.int64)
-    ok = (idx >= 0) & (idx < ref.size)
-    if mask is not None:
-        ok &= mask
-    n = int(ok.sum())
-    if n == 0:
-        return 0.5, 0
-    errors = popcount32(query[ok] ^ ref[idx[ok]]).sum(dtype=np.int64)
-    return float(errors) / (32.0 * n), n
+    z: float  # (0.5 - ber) * sqrt(frames): grows with the length of the evidence
 
 
 class SubFingerprintIndex:
@@ -138,34 +124,67 @@ class SubFingerprintIndex:
                 break
         return out
 
-    def verify(
-        self, query: U32, work_id: int, offset: int, scale: float = 1.0
-    ) -> tuple[float, int, int]:
-        """Best (ber, active frames, offset) within a few frames of a voted offset."""
+    def verify(self, query: U32, work_id: int, offset: int, scale: float = 1.0) -> Alignment | None:
+        """Best aligned segment within a few frames of a voted offset, or None.
+
+        The evidence is the best-scoring window of the alignment (lengths from MIN_ACTIVE
+        frames up to the whole overlap), so a work inside a longer mix is judged on the part
+        where it plays, not diluted by the rest.
+        """
         ref = self._refs[work_id]
         mask = active_mask(query)
-        best = (0.5, 0, offset)
+        best: Alignment | None = None
         for off in range(offset - 2, offset + 4):
-            ber, n = aligned_ber(query, ref, off, scale, mask)
-            if n >= MIN_ACTIVE and ber < best[0]:
-                best = (ber, n, off)
+            errors = aligned_errors(query, ref, off, scale, mask)
+            if errors.size < MIN_ACTIVE:
+                continue
+            z, ber, n = best_window(errors)
+            if best is None or z > best.z:
+                best = Alignment(work_id, off, ber, n, 0, z)
         return best
 
     def search(self, query: U32, scale: float = 1.0) -> list[Alignment]:
         found = []
         for work, off, votes in self.candidates(query, scale):
-            ber, n, best_off = self.verify(query, work, off, scale)
-            if n >= MIN_ACTIVE:
-                found.append(Alignment(work, best_off, ber, n, votes))
-        found.sort(key=lambda a: a.ber)
+            al = self.verify(query, work, off, scale)
+            if al is not None:
+                found.append(dataclasses.replace(al, votes=votes))
+        found.sort(key=lambda a: -a.z)
         return found
+
+
+def aligned_errors(
+    query: U32, ref: U32, offset: int, scale: float, mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Bit errors (0..32) of each active query frame against its aligned reference frame."""
+    idx = offset + np.rint(np.arange(query.size) * scale).astype(np.int64)
+    ok = (idx >= 0) & (idx < ref.size) & mask
+    return popcount32(query[ok] ^ ref[idx[ok]]).astype(np.int64)
+
+
+def best_window(errors: npt.NDArray[np.int64]) -> tuple[float, float, int]:
+    """(z, BER, frames) of the window maximising z = (0.5 - BER) * sqrt(frames)."""
+    n = errors.size
+    csum = np.concatenate([[0], np.cumsum(errors)])
+    best = (-1.0, 0.5, 0)
+    width = MIN_ACTIVE
+    while True:
+        w = min(width, n)
+        sums = csum[w:] - csum[:-w]
+        ber = float(sums.min()) / (32.0 * w)
+        z = (0.5 - ber) * float(np.sqrt(w))
+        if z > best[0]:
+            best = (z, ber, w)
+        if w == n:
+            return best
+        width *= 2
 
 
 def best_alignment(a: U32, b: U32) -> tuple[float, int]:
     """(BER, offset of a in b) of the best alignment found by voting; 0.5 if none."""
     index = SubFingerprintIndex()
     index.add(0, b)
-    hits = index.search(a)
+    hits = sorted(index.search(a), key=lambda al: al.ber)
     if not hits:
         if a.size == b.size and np.array_equal(a, b):
             return 0.0, 0

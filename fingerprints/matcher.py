@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Mapping
 
 from fingerprints import audio
@@ -40,7 +39,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
-LOOSE_Z = 1.0
+LOOSE_Z = 0.5
 REGION_INLIERS = 8  # fewest inliers trusted for drawing the region of a hash hit
 
 
@@ -68,10 +67,6 @@ class Evidence:
     method: str
     raw: float
     hit: Hit
-
-
-def z_score(ber: float, frames: int) -> float:
-    return (0.5 - ber) * math.sqrt(frames)
 
 
 class Matcher:
@@ -206,7 +201,7 @@ class Matcher:
         for method, scale, raw in tries:
             floor = LOOSE_Z if loose else self.thresholds[method]
             for al in self._audio.search(raw, scale):
-                z = z_score(al.ber, al.frames)
+                z = al.z
                 if z >= floor:
                     score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
                     hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
