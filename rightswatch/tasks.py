@@ -165,10 +165,15 @@ def _crawl(
             log.warning("run %s: cannot renew lease: %s", run_id, exc)
             continue
         if not ours:
-            log.warning("run %s: lease lost; stopping its crawl process", run_id)
-            proc.kill()
-            proc.wait()
-            return -9, True
+            # Usually the crawl has just closed its own run and is exiting; if it was reaped
+            # instead (this worker stalled past its lease), stop it before another one resumes.
+            try:
+                return proc.wait(timeout=every), False
+            except subprocess.TimeoutExpired:
+                log.warning("run %s: lease lost; stopping its crawl process", run_id)
+                proc.kill()
+                proc.wait()
+                return -9, True
 
 
 # -- Celery wiring -------------------------------------------------------------------------------
