@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,7 +43,7 @@ def _uses(rw) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_crawl_finds_every_planted_copy(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+def test_crawl_finds_every_planted_copy(rw, db_url: str, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
     _register(rw, web)
     web.main.log.clear()
     web.tripwire.log.clear()
@@ -64,6 +65,22 @@ def test_crawl_finds_every_planted_copy(rw, web: localweb.LocalWeb) -> None:  # 
     assert web.tripwire.log == []  # refused by the network policy: no packet
     assert [p for p in web.main.log if p.startswith("/media/")].count("/media/a.jpg") == 1
     assert all(m["evidence_ids"] for m in rw.ok("matches"))  # a capture per use
+    errors = dict(
+        _db_rows(
+            db_url,
+            f"SELECT url, error FROM crawl_urls WHERE run_id = {out['run_id']}"
+            " AND state = 'failed'",
+        )
+    )
+    assert errors[web.main.url("/private/secret.html")] == "forbidden by robots.txt"
+    assert errors[web.main.url("/missing.html")] == "HTTP 404"
+    assert errors[web.tripwire.url("/pixel.png")].startswith("blocked by network policy")
+    [(robots,)] = _db_rows(db_url, f"SELECT robots FROM runs WHERE id = {out['run_id']}")
+    robots = json.loads(robots) if isinstance(robots, str) else robots
+    entry = robots[f"127.0.0.1:{web.main.port}"]
+    assert entry["status"] == 200
+    assert entry["obeyed"] is True
+    assert entry["sha256"].startswith("sha256:")
 
 
 def test_recrawl_moves_last_seen_without_duplicates(rw, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
