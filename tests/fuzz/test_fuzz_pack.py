@@ -7,13 +7,12 @@ import io
 import json
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fuzzprofile import profile
-from hypothesis import given, reject
+from hypothesis import given
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.fuzz
@@ -31,7 +30,7 @@ NAMES = st.one_of(
             "/abs",
             "C:\\x",
             "a/./b",
-            "nul_name",
+            "nul\x00name",
             "\u202eevil.txt",
             "x" * 600,
             "dir/",
@@ -64,11 +63,7 @@ def manifest_like(members: dict[str, Any], extra: Any) -> dict[str, Any]:
 
 
 def run_verify(path: Path) -> dict[str, Any]:
-    """verify_pack, with the exceptions that test_damaged_deflate_* pin down set aside."""
-    try:
-        result: dict[str, Any] = verify.verify_pack(path)
-    except (zlib.error, NotImplementedError):
-        reject()
+    result: dict[str, Any] = verify.verify_pack(path)
     return result
 
 
@@ -155,8 +150,7 @@ def test_byte_flips(
     check(run_verify(path))
 
 
-# Deterministic cases the fuzzers found (strict xfail: they fail the suite once fixed, so the
-# marker and the set-aside in run_verify are removed then).
+# Deterministic cases the fuzzers found (fixed in evidence.verify; kept as regressions).
 
 
 def _one_member_zip(path: Path, data: bytes, method: int) -> int:
@@ -165,9 +159,6 @@ def _one_member_zip(path: Path, data: bytes, method: int) -> int:
         return zf.getinfo("manifest.json").header_offset
 
 
-@pytest.mark.xfail(
-    reason="evidence.verify: zlib.error escapes verify_pack", raises=zlib.error, strict=True
-)
 def test_damaged_deflate_stream_is_a_problem(tmp_path: Path) -> None:
     path = tmp_path / "pack.zip"
     offset = _one_member_zip(path, json.dumps({"members": {}}).encode() * 50, zipfile.ZIP_DEFLATED)
@@ -177,11 +168,6 @@ def test_damaged_deflate_stream_is_a_problem(tmp_path: Path) -> None:
     check(verify.verify_pack(path))
 
 
-@pytest.mark.xfail(
-    reason="evidence.verify: NotImplementedError (unknown compression) escapes verify_pack",
-    raises=NotImplementedError,
-    strict=True,
-)
 def test_damaged_deflate_unknown_method_is_a_problem(tmp_path: Path) -> None:
     path = tmp_path / "pack.zip"
     _one_member_zip(path, b"{}", zipfile.ZIP_STORED)
@@ -193,11 +179,6 @@ def test_damaged_deflate_unknown_method_is_a_problem(tmp_path: Path) -> None:
     check(verify.verify_pack(path))
 
 
-@pytest.mark.xfail(
-    reason="evidence.verify echoes member names raw: a line break in a name splits a problem"
-    " line (and could forge output lines)",
-    strict=True,
-)
 def test_control_characters_are_escaped(tmp_path: Path) -> None:
     path = tmp_path / "pack.zip"
     listed = {"a\nok: true": {"sha256": "x", "size": 1}}
