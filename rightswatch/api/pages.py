@@ -54,6 +54,12 @@ router = APIRouter(include_in_schema=False)
 
 def web_session(request: Request, session: SessionDep) -> WebSession | None:
     web = read_cookie(ctx(request).cookie_secret, request.cookies.get(COOKIE), session)
+    if web is None:
+        # An API client may read the pages with its Bearer token (no CSRF token: no forms).
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            principal = authenticate(session, token.strip())
+            web = WebSession(principal, "") if principal is not None else None
     if web is not None:
         limit_rate(request, web.principal)
     return web
@@ -133,8 +139,8 @@ def queue(
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Response:
     web = web_session(request, session)
-    if web is None:
-        return RedirectResponse("/login", status_code=303)
+    if web is None:  # the review pages start with the login form
+        return render(request, "login.html", {"error": None})
     scope = web.principal.scope()
     status = status if status in STATUSES or status == "all" else "pending"
     try:

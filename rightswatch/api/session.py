@@ -87,4 +87,4 @@ def read_cookie(secret: bytes, value: str | None, session: Session) -> WebSessio
 
 
 def csrf_ok(web: WebSession, submitted: str | None) -> bool:
-    return bool(submitted) and hmac.compare_digest(web.csrf, submitted or "")
+    return bool(web.csrf) and bool(submitted) and hmac.compare_digest(web.csrf, submitted or "")

@@ -51,7 +51,9 @@ def hostile_world(factory: sessionmaker[Session]) -> tuple[World, int]:
 def test_login_queue_and_escaping(session_factory: sessionmaker[Session]) -> None:
     world, hostile_id = hostile_world(session_factory)
     _, client = make_client(session_factory)
-    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    front = client.get("/", follow_redirects=False)
+    assert front.status_code == 200
+    assert 'name="token"' in front.text  # the login form
     bad = client.post("/login", data={"token": "rw_nope"}, follow_redirects=False)
     assert bad.status_code == 401
     login(client, world.a.tokens["reviewer"])
@@ -120,7 +122,7 @@ def test_viewer_cannot_review_and_revocation_ends_the_session(
 
     with session_factory.begin() as s:
         revoke_account(s, "viewer-X")
-    assert client.get("/", follow_redirects=False).status_code == 303
+    assert 'name="token"' in client.get("/", follow_redirects=False).text
 
 
 def test_runs_page_shows_url_errors(session_factory: sessionmaker[Session]) -> None:
@@ -131,3 +133,18 @@ def test_runs_page_shows_url_errors(session_factory: sessionmaker[Session]) -> N
     assert "https://a.example/page/broken" in page
     assert "timeout" in page
     assert "https://b.example/page/broken" not in page
+
+
+def test_bearer_token_reads_pages_but_cannot_post(session_factory: sessionmaker[Session]) -> None:
+    world = build_world(session_factory)
+    _, client = make_client(session_factory)
+    h = {"Authorization": f"Bearer {world.a.tokens['reviewer']}"}
+    page = client.get("/", headers=h)
+    assert f'id="match-{world.a.match_id}"' in page.text
+    res = client.post(
+        f"/review/matches/{world.a.match_id}/status",
+        data={"status": "confirmed", "csrf": ""},
+        headers=h,
+        follow_redirects=False,
+    )
+    assert res.status_code == 403
