@@ -197,6 +197,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="600 pages instead of 5,000")
     ap.add_argument("--pages", type=int)
+    ap.add_argument("--modes", default="links,baseline,full", help="which crawls to run")
+    ap.add_argument("--keep-home", type=Path, help="copy rightswatch's home here afterwards")
     ap.add_argument("--bare", nargs=3, metavar=("MODE", "URL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare:
@@ -215,7 +217,8 @@ def main() -> None:
         nginx, port = start_nginx(site, work)
         start = f"http://127.0.0.1:{port}/"
         results: dict[str, dict[str, float]] = {}
-        for mode in ("links", "baseline"):
+        modes = args.modes.split(",")
+        for mode in [m for m in ("links", "baseline") if m in modes]:
             out = work / f"{mode}.json"
             m = measure([PY, __file__, "--bare", mode, start, str(out)])
             counts = json.loads(out.read_text())
@@ -254,7 +257,13 @@ def main() -> None:
             "matches": out["matches"],
             "errors": out["errors"],
         }
-        write_report(results, shape, args.quick)
+        if args.keep_home:
+            shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
+        if set(modes) == {"links", "baseline", "full"}:
+            write_report(results, shape, args.quick)
+        else:
+            shown = {k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()}
+            print(json.dumps(shown, indent=1))
     finally:
         if nginx is not None:
             nginx.terminate()
