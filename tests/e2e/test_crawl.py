@@ -74,6 +74,7 @@ def test_crawl_finds_every_planted_copy(rw, db_url: str, web: localweb.LocalWeb)
     )
     assert errors[web.main.url("/private/secret.html")] == "forbidden by robots.txt"
     assert errors[web.main.url("/missing.html")] == "HTTP 404"
+    assert errors[web.main.url("/loop-a")].startswith("redirect limit")
     assert errors[web.tripwire.url("/pixel.png")].startswith("blocked by network policy")
     [(robots,)] = _db_rows(db_url, f"SELECT robots FROM runs WHERE id = {out['run_id']}")
     robots = json.loads(robots) if isinstance(robots, str) else robots

@@ -85,11 +85,13 @@ def build(root: Path, chain_pages: int = 40, chain_delay_s: float = 0.5) -> Loca
         '<a href="/gallery.html">g</a> <a href="/embeds.html">e</a> <a href="/audio.html">a</a>'
         ' <a href="/old">old</a> <a href="/missing.html">404</a> <a href="/decoys.html">d</a>'
         ' <a href="/private/secret.html">p</a> <a href="/js-gallery.html">js</a>'
-        ' <a href="/download?id=7">download</a>'
+        ' <a href="/download?id=7">download</a> <a href="/loop-a">loop</a>'
         f' <a href="{licensed.url("/")}">licensed</a> <a href="{tripwire.url("/")}">internal</a>'
         f' <img src="{tripwire.url("/pixel.png")}">'
     )
     r["/old"] = redirect("/gallery.html")
+    r["/loop-a"] = redirect("/loop-b")  # HOSTILE C1: a redirect loop
+    r["/loop-b"] = redirect("/loop-a")
     r["/gallery.html"] = html(
         '<img src="/media/a.jpg"><img srcset="/media/b-300.jpg 300w, /media/b-1200.jpg 1200w">'
     )
