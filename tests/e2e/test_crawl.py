@@ -219,3 +219,24 @@ def test_render_js_finds_script_inserted_media_and_stays_inside_policy(
     assert out["matches"] == 1
     assert _uses(rw) == {("forest", "/js-gallery.html", "/media/js.jpg")}
     assert web.tripwire.log == []  # the page's fetch() and iframe went nowhere
+
+
+def test_recrawl_skips_unchanged_media(rw, db_url: str, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    url = web.main.url("/decoys.html")
+    first = rw.ok("crawl", "--url", url, "--max-depth", "0", env=env)
+    second = rw.ok("crawl", "--url", url, "--max-depth", "0", env=env)
+    assert first["matches"] == second["matches"] == 0
+
+    def statuses(run_id: int) -> list[object]:
+        return sorted(
+            s
+            for (s,) in _db_rows(
+                db_url,
+                f"SELECT http_status FROM crawl_urls WHERE run_id = {run_id} AND kind = 'media'",
+            )
+        )
+
+    assert statuses(first["run_id"]) == [200] * 4
+    assert statuses(second["run_id"]) == [304] * 4  # If-None-Match with the stored ETag

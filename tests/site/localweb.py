@@ -124,7 +124,9 @@ def build(root: Path, chain_pages: int = 40, chain_delay_s: float = 0.5) -> Loca
     r["/download"] = blob(media.image_bytes(media.resized(harbour, 0.3), "JPEG"), JPEG)
     r["/decoys.html"] = html("".join(f'<img src="/media/decoy{i}.jpg">' for i in range(4)))
     for i in range(4):
-        r[f"/media/decoy{i}.jpg"] = blob(media.image_bytes(media.make_image(500 + i), "JPEG"), JPEG)
+        r[f"/media/decoy{i}.jpg"] = blob(
+            media.image_bytes(media.make_image(500 + i), "JPEG"), JPEG, etag=f'"decoy{i}"'
+        )
     r["/private/secret.html"] = html('<img src="/media/secret.jpg">')
     r["/media/secret.jpg"] = blob(media.image_bytes(forest, "JPEG"), JPEG)
     r["/js-gallery.html"] = html(
