@@ -150,7 +150,7 @@ def bare(mode: str, url: str, out: Path) -> None:
 
     class Bare(scrapy.Spider):
         name = "bare"
-        start_urls = [url]
+        start_urls = (url,)
         pages = 0
         media = 0
 
@@ -262,7 +262,9 @@ def main() -> None:
         if set(modes) == {"links", "baseline", "full"}:
             write_report(results, shape, args.quick)
         else:
-            shown = {k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()}
+            shown = {
+                k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()
+            }
             print(json.dumps(shown, indent=1))
     finally:
         if nginx is not None:
@@ -295,15 +297,17 @@ def write_report(results: dict[str, dict[str, float]], shape: dict[str, int], qu
             f"Site: {shape['pages']} pages, {shape['images']} images, {shape['audio']} audio files,"
             " served by nginx on loopback; same politeness settings for all three (8 per host,"
             " AutoThrottle, robots.txt). " + ("`--quick` run." if quick else "Full run."),
-            f"Machine: {os.cpu_count()} cores (shared). rightswatch recorded {int(full.get('matches', 0))}"
-            f" matches, {int(full.get('errors', 0))} errors, on SQLite.",
+            f"Machine: {os.cpu_count()} cores (shared). rightswatch recorded"
+            f" {int(full.get('matches', 0))} matches, {int(full.get('errors', 0))} errors, on SQLite.",
             "",
-            "| crawl | pages | media | wall s | pages/s | media/s | CPU s | peak RSS MB | pages/s vs baseline |",
+            "| crawl | pages | media | wall s | pages/s | media/s | CPU s | peak RSS MB"
+            " | pages/s vs baseline |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "CPU s counts the process and its children (the fingerprint pool); peak RSS is the",
-            "largest single process. Target (issue 4): rightswatch at least 0.75 of the baseline's pages/s.",
+            "largest single process. Target (issue 4): rightswatch at least 0.75 of the"
+            " baseline's pages/s.",
             "",
         ]
     )
