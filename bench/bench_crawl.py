@@ -298,7 +298,8 @@ def write_report(results: dict[str, dict[str, float]], shape: dict[str, int], qu
             " served by nginx on loopback; same politeness settings for all three (8 per host,"
             " AutoThrottle, robots.txt). " + ("`--quick` run." if quick else "Full run."),
             f"Machine: {os.cpu_count()} cores (shared). rightswatch recorded"
-            f" {int(full.get('matches', 0))} matches, {int(full.get('errors', 0))} errors, on SQLite.",
+            f" {int(full.get('matches', 0))} matches,"
+            f" {int(full.get('errors', 0))} errors, on SQLite.",
             "",
             "| crawl | pages | media | wall s | pages/s | media/s | CPU s | peak RSS MB"
             " | pages/s vs baseline |",
