@@ -112,9 +112,12 @@ def test_review_a_match_and_export_its_pack(served: dict[str, Any], browser: Bro
     card = page.locator(f"#match-{good}")
     card.wait_for()
     # Work and found copy side by side, both loaded through the authenticated routes.
-    sizes = card.locator("img").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
-    assert len(sizes) == 2
-    assert all(sizes), sizes
+    assert card.locator("img").count() == 2
+    page.wait_for_function(
+        "id => [...document.querySelectorAll(`#match-${id} img`)]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        arg=good,
+    )
     # The hostile URL is text, and nothing ran.
     assert (
         page.locator(f"#match-{hostile} .where dd")
