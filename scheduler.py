@@ -81,7 +81,16 @@ def queue_watch_run(
             return None
         if late and session.scalar(select(Run.id).where(Run.watch_id == watch_id).limit(1)) is None:
             late = False  # a new watch's first run catches up with nothing
-        run = runs.queue_run(session, watch, scheduled_for, started_by="scheduler", late=late)
+        from crawler.runner import config_for_watch  # the crawler's own rendering of the scope
+
+        run = runs.queue_run(
+            session,
+            watch,
+            scheduled_for,
+            started_by="scheduler",
+            late=late,
+            config=config_for_watch(watch).to_json(),
+        )
         log.info("queued run %s of watch %s for %s", run.id, watch.name, scheduled_for.isoformat())
         return run.id
 

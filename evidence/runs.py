@@ -16,8 +16,6 @@ transaction is `BEGIN IMMEDIATE`, which serialises claims.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,9 +69,15 @@ def queue_run(
     started_by: str,
     *,
     late: bool = False,
+    config: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Run:
-    """The run of `watch` for `scheduled_for`, created once; queuing again returns the same row."""
+    """The run of `watch` for `scheduled_for`, created once; queuing again returns the same row.
+
+    `config` is the crawl scope as the crawler stores it (the scheduler passes the crawler's own
+    rendering of the watch); by default the watch's fields, frozen now. The crawler hashes it
+    into `config_sha256` when it starts the run.
+    """
     if scheduled_for.tzinfo is None:
         raise BadInput("scheduled_for must be timezone-aware (UTC)")
     scheduled_for = scheduled_for.astimezone(UTC).replace(microsecond=0)
@@ -81,7 +85,7 @@ def queue_run(
     if existing is not None:
         return existing
     at = _now(now)
-    config = watch_config(watch)
+    config = config if config is not None else watch_config(watch)
     run = Run(
         watch_id=watch.id,
         scheduled_for=scheduled_for,
@@ -89,8 +93,6 @@ def queue_run(
         started_by=started_by[:200],
         late=late,
         config=config,
-        config_sha256="sha256:"
-        + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
         queued_at=at,
     )
     try:

@@ -119,3 +119,42 @@ def test_two_serve_processes_share_one_database(two_servers: dict[str, Any]) -> 
             select(Run).where(Run.state == "running", Run.lease_owner.contains(f":{survivor}:"))
         )
         assert list(left) == []
+
+
+def test_scheduler_tick_runs_the_real_crawl(rw_init: Any, db_url: str, tmp_path: Path) -> None:
+    """The default crawl command is the real `rightswatch crawl --run-id N`: a due watch is
+    queued, claimed, crawled in a child process, and its matches recorded."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "site"))
+    import localweb
+
+    web = localweb.build(tmp_path / "web")
+    try:
+        rw = rw_init
+        for ref, path in web.works.files.items():
+            rw.ok("works", "add", path, "--ref", ref)
+        rw.ok(
+            "watch",
+            "add",
+            "gallery",
+            "--url",
+            web.main.url("/gallery.html"),
+            "--max-depth",
+            "0",
+            "--every",
+            "6h",
+        )
+        env = {"RIGHTSWATCH_ALLOW_NETWORKS": "127.0.0.1/32,127.0.0.2/32"}
+        tick = rw.ok("scheduler", "tick", env=env, timeout=600)
+        assert len(tick["runs"]) == 1
+        factory = make_session_factory(engine := make_engine(db_url))
+        with factory() as s:
+            run = s.get(Run, tick["runs"][0])
+            assert run is not None
+            assert run.state == "finished", run.error
+            assert run.started_by == "scheduler"
+            assert run.matches > 0
+        engine.dispose()
+        assert rw.ok("matches")
+        assert rw.ok("scheduler", "tick", env=env)["runs"] == []  # not due again for 6 h
+    finally:
+        web.stop()
