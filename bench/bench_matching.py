@@ -344,7 +344,8 @@ def bench_images(root: Path, quick: bool) -> dict[str, object]:
     works, distractors = image_pools(root, n_works, n_distr + 50)
     backgrounds, distractors = distractors[:50], distractors[50:]
     say(
-        f"images: {len(works)} works, {len(distractors)} distractors (loaded in {time.time() - t0:.0f} s)"
+        f"images: {len(works)} works, {len(distractors)} distractors (loaded in "
+        f"{time.time() - t0:.0f} s)"
     )
     matcher = Matcher()
     base_hashes = np.zeros(len(works), np.uint64)
@@ -394,7 +395,8 @@ def bench_images(root: Path, quick: bool) -> dict[str, object]:
                     ours_true[rec["name"]].append(rec["raw"])
                     base_true[rec["name"]].append(rec["base_true"])
     say(
-        f"images: {len(works) * len(families)} transformed + {len(distractors)} distractor queries in {time.time() - t0:.0f} s"
+        f"images: {len(works) * len(families)} transformed + {len(distractors)} distractor "
+        f"queries in {time.time() - t0:.0f} s"
     )
 
     thresholds = {
@@ -499,7 +501,8 @@ def audio_transforms(
         "pitch_+1_semitone",
         10,
         "-af",
-        f"aresample=44100,asetrate=44100*{2 ** (1 / 12):.6f},atempo={2 ** (-1 / 12):.6f},aresample=44100",
+        f"aresample=44100,asetrate=44100*{2 ** (1 / 12):.6f},atempo={2 ** (-1 / 12):.6f},"
+        "aresample=44100",
     )
     excerpt("telephone_band", 10, "-af", "highpass=f=300,lowpass=f=3400,aresample=8000", "-ac", "1")
     # 10 s of the work inside a mix: 20 s of other music, the excerpt, 15 s of other music.
@@ -507,7 +510,8 @@ def audio_transforms(
     mix = tmp / "mix.mp3"
     filt = (
         f"[0:a]atrim=0:20,aresample=44100,aformat=channel_layouts=stereo,asetpts=N/SR/TB[a];"
-        f"[1:a]atrim={start}:{start + 10},aresample=44100,aformat=channel_layouts=stereo,asetpts=N/SR/TB[b];"
+        f"[1:a]atrim={start}:{start + 10},aresample=44100,aformat=channel_layouts=stereo,"
+        "asetpts=N/SR/TB[b];"
         f"[0:a]atrim=30:45,aresample=44100,aformat=channel_layouts=stereo,asetpts=N/SR/TB[c];"
         "[a][b][c]concat=n=3:v=0:a=1"
     )
@@ -516,8 +520,10 @@ def audio_transforms(
     start = round(rng.uniform(0, max(0.0, dur - 11)), 2)
     talk = tmp / "speech.mp3"
     filt = (
-        f"[0:a]atrim={start}:{start + 10},asetpts=N/SR/TB,aresample=22050,aformat=channel_layouts=mono,loudnorm=I=-20[m];"
-        "[1:a]aresample=22050,aformat=channel_layouts=mono,loudnorm=I=-20[s];[m][s]amix=inputs=2:duration=first"
+        f"[0:a]atrim={start}:{start + 10},asetpts=N/SR/TB,aresample=22050,"
+        "aformat=channel_layouts=mono,loudnorm=I=-20[m];"
+        "[1:a]aresample=22050,aformat=channel_layouts=mono,loudnorm=I=-20[s];"
+        "[m][s]amix=inputs=2:duration=first"
     )
     if ffmpeg(["-i", str(src), "-i", str(speech)], talk, "-filter_complex", filt):
         out["speech_over_music"] = (talk, start)
@@ -642,7 +648,8 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
     if quick:
         distractors = distractors[:20]
     say(
-        f"audio: {len(works)} works, {len(distractors)} distractor tracks ({sum(d for _, d in distractors) / 3600:.1f} h)"
+        f"audio: {len(works)} works, {len(distractors)} distractor tracks "
+        f"({sum(d for _, d in distractors) / 3600:.1f} h)"
     )
     speech_src = sorted(
         p for p in root.rglob("*.ogg") if "voices" in str(p).lower() or "voice_samples" in str(p)
@@ -807,9 +814,11 @@ def report(
     L = [
         "# Matching benchmark" + (" (--quick)" if quick else ""),
         "",
-        f"Made by `bench/bench_matching.py` in {wall / 60:.1f} min on a shared 2-core machine. Real media from Debian",
+        f"Made by `bench/bench_matching.py` in {wall / 60:.1f} min on a shared 2-core machine. "
+        "Real media from Debian",
         f"packages ({', '.join(PACKAGES)}); thresholds are set, per method, one step past the best",
-        "score any distractor or wrong work reached in this run (zero false positives here), so they are",
+        "score any distractor or wrong work reached in this run (zero false positives here), so "
+        "they are",
         "optimistic for larger catalogues: see the notes.",
         "",
         f"## Images: {img['works']} works, {img['distractors']} distractor images",
@@ -826,15 +835,19 @@ def report(
     L += [
         f"| **all** | | **{ours_all:.3f}** | **{base_all:.3f}** | |",
         "",
-        f"Thresholds at zero false positives: rightswatch {img['thresholds']} (hash: max Hamming distance;",
+        f"Thresholds at zero false positives: rightswatch {img['thresholds']} (hash: max Hamming "
+        "distance;",
         f"image_orb: min RANSAC inliers); plain pHash max distance {img['base_threshold']}.",
         f"Best wrong evidence per method: {img['wrong_best']}.",
         f"Median region IoU of ORB hits on pasted copies: {img['region_iou']}.",
         "",
-        f"Fingerprinting CPU per image (median, JPEG/PNG/WebP/AVIF mix): query {img['query_cpu_ms']:.1f} ms, work {img['work_cpu_ms']:.1f} ms.",
-        f"Search (all hashes + ORB candidates + verification) median {img['search_ms']:.1f} ms at this catalogue size.",
+        "Fingerprinting CPU per image (median, JPEG/PNG/WebP/AVIF mix): query "
+        f"{img['query_cpu_ms']:.1f} ms, work {img['work_cpu_ms']:.1f} ms.",
+        f"Search (all hashes + ORB candidates + verification) median {img['search_ms']:.1f} ms at "
+        "this catalogue size.",
         "",
-        f"## Audio: {aud['works']} works, {aud['distractor_hours']:.1f} h of distractor music ({aud['distractor_queries']} distractor excerpts)",
+        f"## Audio: {aud['works']} works, {aud['distractor_hours']:.1f} h of distractor music "
+        f"({aud['distractor_queries']} distractor excerpts)",
         "",
         "| transformation | rightswatch | plain Chromaprint | offset within 0.5 s | queries |",
         "|---|---|---|---|---|",
@@ -845,10 +858,13 @@ def report(
         L.append(f"| {name} | {ours:.3f} | {base:.3f} | {off:.3f} | {n} |")
     L += [
         "",
-        f"Thresholds at zero false positives: rightswatch {aud['thresholds']} (min (0.5 - BER) x sqrt(active frames));",
+        f"Thresholds at zero false positives: rightswatch {aud['thresholds']} (min (0.5 - BER) x "
+        "sqrt(active frames));",
         f"plain Chromaprint max BER {aud['base_threshold']:.3f}.",
-        f"Fingerprinting: works {aud['work_xrt']:.0f}x real time per core (decode included); a query (plain + 22 speed/pitch",
-        f"variants of its first 15 s) {aud['query_cpu_ms']:.0f} ms CPU for a median {aud['query_s']:.0f} s file.",
+        f"Fingerprinting: works {aud['work_xrt']:.0f}x real time per core (decode included); a "
+        "query (plain + 22 speed/pitch",
+        f"variants of its first 15 s) {aud['query_cpu_ms']:.0f} ms CPU for a median "
+        f"{aud['query_s']:.0f} s file.",
         "",
         "## Scale",
         "",
@@ -860,12 +876,15 @@ def report(
             _, n, r = key.split("_")
             brute = float(scale[f"brute_{n}"])  # type: ignore[arg-type]
             L.append(
-                f"| multi-index hashing | {int(n):,} | {r} | {val:.2f} | {brute:.1f} | {brute / float(val):.0f}x | {scale[f'bytes_{n}']:.0f} |"
+                f"| multi-index hashing | {int(n):,} | {r} | {val:.2f} | {brute:.1f} | "
+                f"{brute / float(val):.0f}x | {scale[f'bytes_{n}']:.0f} |"
             )  # type: ignore[arg-type]
     L += [
         "",
-        f"Audio: a 10 s query against {ascale['tracks']:,} tracks ({ascale['hours']:.0f} h, synthetic padding of random",
-        f"sub-fingerprints, {ascale['entries']:,} index entries): plain search {ascale['plain_ms']:.1f} ms, all 22 variants",
+        f"Audio: a 10 s query against {ascale['tracks']:,} tracks ({ascale['hours']:.0f} h, "
+        "synthetic padding of random",
+        f"sub-fingerprints, {ascale['entries']:,} index entries): plain search "
+        f"{ascale['plain_ms']:.1f} ms, all 22 variants",
         f"{ascale['variants_ms']:.0f} ms; index build {ascale['build_s']:.1f} s.",
         "",
         "## Log",
