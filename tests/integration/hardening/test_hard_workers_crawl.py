@@ -26,6 +26,7 @@ from rightswatch.config import from_env
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "site"))
 import localweb
+from leftovers import kill_leftovers
 from test_hard_workers import REDIS_URL, wait_for
 
 HERE = Path(__file__).parent
@@ -142,6 +143,7 @@ def test_twenty_real_runs_two_workers_one_killed(
         for out in logs:
             out.close()
         web.stop()
+        kill_leftovers(home)  # the killed worker's crawl leaves its decoder processes behind
 
     with factory() as session:
         rows = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(run_ids)))}
