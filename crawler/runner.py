@@ -434,6 +434,7 @@ def _execute(
 
     from crawler.frontier import DbThread, Frontier, store_counts
     from crawler.spiders.watch import WatchSpider
+    from evidence import runs
     from evidence.matching import CatalogueIndex
 
     with factory.begin() as session:
@@ -527,11 +528,12 @@ def _execute(
         run.finished_at = datetime.now(UTC)
         run.lease_owner, run.lease_until = None, None
         if failure or fatal:
-            run.state, run.error = RunState.FAILED, (fatal or failure or "")[:2000]
+            # Failed or interrupted runs are retried (same run id: it resumes) after a backoff.
+            runs.fail(session, run, (fatal or failure or "")[:1500])
         elif reason == "finished":
-            run.state, run.error = RunState.FINISHED, None
+            run.state, run.error, run.not_before = RunState.FINISHED, None, None
         else:
-            run.state, run.error = RunState.INTERRUPTED, f"stopped: {reason}"
+            runs.fail(session, run, f"stopped: {reason}", interrupted=True)
     if left is not None:
         abandoned = left.abandon_queued("not fetched: dropped by a filter (offsite or trap)")
         if abandoned:

@@ -81,6 +81,10 @@ def crawl_cmd(
     result = execute_run(settings, run_id)
     if result["state"] == "failed":
         raise Fail(f"run {run_id} failed: {result.get('error') or 'unknown error'}")
+    if result["state"] == "interrupted":
+        raise Fail(
+            f"run {run_id} interrupted; resume it with `rightswatch crawl --run-id {run_id}`"
+        )
     out = {k: result[k] for k in ("run_id", "pages", "media", "matches", "errors")}
     out["state"] = result["state"]
     emit(out, _human)

@@ -240,3 +240,42 @@ def test_recrawl_skips_unchanged_media(rw, db_url: str, web: localweb.LocalWeb) 
 
     assert statuses(first["run_id"]) == [200] * 4
     assert statuses(second["run_id"]) == [304] * 4  # If-None-Match with the stored ETag
+
+
+def test_sigterm_stops_gracefully_as_interrupted_then_resumes(
+    rw, rw_env, db_url: str, web: localweb.LocalWeb
+) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    env = {**rw_env, "RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
+    cmd = [
+        str(Path(sys.executable).with_name("rightswatch")),
+        "crawl",
+        "--url",
+        web.chain.url("/p0.html"),
+        "--max-depth",
+        "100",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=rw.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            n = len(
+                _db_rows(db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'")
+            )
+        except Exception:
+            n = 0
+        if n >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    [(run_id, state)] = _db_rows(db_url, "SELECT id, state FROM runs")
+    assert state == "interrupted"
+    out = rw.ok("crawl", "--run-id", str(run_id), env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW})
+    assert out["pages"] == web.chain_pages
+    assert len(rw.ok("matches")) == web.chain_pages
