@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Sequence
@@ -264,12 +265,14 @@ class ServiceScheduler:
     crawl_command: Sequence[str] = field(default_factory=default_crawl_command)
     schedule: bool = True  # False: only run crawls, never be the scheduler
     run_crawls: bool = True
+    checkpoint_every_s: float = 3600.0  # sign (and, with a TSA, timestamp) the ledger head
 
     def __post_init__(self) -> None:
         self.aps: BackgroundScheduler | None = None
         self.children: dict[int, Child] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_checkpoint = 0.0
 
     # -- election and APScheduler ------------------------------------------------------------
 
@@ -415,9 +418,26 @@ class ServiceScheduler:
             except Exception as exc:
                 log.warning("run %s: cannot hand to the broker: %s", run_id, exc)
 
+    def checkpoint_if_due(self) -> None:
+        """The active scheduler signs the ledger head periodically and, when a TSA is set,
+        has it timestamped, so evidence is anchored in time even between exports."""
+        now = time.monotonic()
+        if now < self._next_checkpoint:
+            return
+        self._next_checkpoint = now + self.checkpoint_every_s
+        from evidence import ledger, timestamp
+
+        try:
+            with self.factory.begin() as session:
+                ledger.make_checkpoint(session)
+            if self.settings.tsa_url:
+                timestamp.stamp_pending(self.factory, self.settings.tsa_url)
+        except Exception as exc:  # a TSA outage must not stop crawling: retried next period
+            log.warning("ledger checkpoint or timestamp failed: %s", exc)
+
     def tick(self) -> None:
-        if self.schedule:
-            self.elect()
+        if self.schedule and self.elect():
+            self.checkpoint_if_due()
         if self.run_crawls:
             self.run_pass()
 
