@@ -279,3 +279,19 @@ def test_sigterm_stops_gracefully_as_interrupted_then_resumes(
     out = rw.ok("crawl", "--run-id", str(run_id), env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW})
     assert out["pages"] == web.chain_pages
     assert len(rw.ok("matches")) == web.chain_pages
+
+
+def test_media_over_the_size_cap_is_refused_with_a_reason(
+    rw, db_url: str, web: localweb.LocalWeb
+) -> None:  # type: ignore[no-untyped-def]
+    _register(rw, web)
+    env = {"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW, "RIGHTSWATCH_MAX_MEDIA_BYTES": "2000"}
+    out = rw.ok("crawl", "--url", web.main.url("/gallery.html"), "--max-depth", "0", env=env)
+    assert out["matches"] == 0
+    assert out["errors"] == 2
+    rows = _db_rows(
+        db_url,
+        f"SELECT state, error FROM crawl_urls WHERE run_id = {out['run_id']} AND kind = 'media'",
+    )
+    assert [state for state, _ in rows] == ["failed", "failed"]
+    assert all("2000" in str(error) for _, error in rows), rows
