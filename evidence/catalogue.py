@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import fingerprints
 from evidence.db import translate_db_errors
-from evidence.errors import BadInput, EvidenceError
+from evidence.errors import BadInput, EvidenceError, shown
 from evidence.identifiers import normalize_isrc, normalize_iswc
 from evidence.models import CatalogueVersion, Fingerprint, Rightsholder, Work, WorkShare
 from evidence.rightsmeta import read_rights
@@ -103,22 +104,23 @@ def validate(item: WorkInput, default_rightsholder: str) -> WorkInput:
 
 def read_original(path: Path) -> bytes:
     """Read a work's file, refusing what is not a regular file or is too large to register."""
+    name = shown(path)
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: {exc.strerror}") from None
-    if not path.is_file():
-        raise BadInput(f"{path}: not a regular file")
+        raise BadInput(f"{name}: no such file") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise BadInput(f"{name}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{name}: not a regular file")
     if st.st_size == 0:
-        raise BadInput(f"{path}: empty file")
+        raise BadInput(f"{name}: empty file")
     if st.st_size > MAX_WORK_BYTES:
-        raise BadInput(f"{path}: too large ({st.st_size} bytes, limit {MAX_WORK_BYTES})")
+        raise BadInput(f"{name}: too large ({st.st_size} bytes, limit {MAX_WORK_BYTES})")
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise BadInput(f"{path}: {exc.strerror}") from None
+        raise BadInput(f"{name}: {exc.strerror}") from None
 
 
 def get_rightsholder(session: Session, name: str) -> Rightsholder:
@@ -214,7 +216,7 @@ def add_work(
     try:
         prints = fingerprints.fingerprint_work(data)
     except fingerprints.FingerprintError as exc:
-        raise BadInput(f"{item.path}: {exc}") from None
+        raise BadInput(f"{shown(item.path)}: {exc}") from None
     digest = sha256_digest(data)
     blob_was_there = store.exists(digest)
     try:

@@ -1,6 +1,14 @@
 """The evidence package's exception tree (drawn in evidence/__init__.py)."""
 
 
+def shown(value: object, limit: int = 300) -> str:
+    """A user-supplied value as it may appear in a one-line error: control characters escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text[:limit]
+    return repr(text)[1:-1][:limit]
+
+
 class EvidenceError(Exception):
     """Base of every error this package raises on purpose; str() is a one-line reason."""
 

@@ -20,13 +20,14 @@ from charset_normalizer import from_bytes
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence.catalogue import MAX_WORK_BYTES, WorkInput, add_work, inside
-from evidence.errors import BadInput, DatabaseUnavailable
+from evidence.errors import BadInput, DatabaseUnavailable, shown
 from evidence.store import BlobStore
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("path", "ref", "title", "creator", "rightsholder", "share", "isrc", "iswc")
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems
 
 
 @dataclass
@@ -115,14 +116,22 @@ def to_input(base: Path, row: dict[str, Any]) -> WorkInput:
     raw_path = _text(row, "path")
     if not raw_path or not raw_path.strip():
         raise BadInput("missing path")
+    if not raw_path.isprintable():
+        raise BadInput(f"path has control characters: {shown(raw_path)}")
     rel = Path(raw_path.strip())
     if rel.is_absolute() or ".." in rel.parts:
         raise BadInput(f"path outside manifest dir: {raw_path!r}")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in rel.parts):
+        raise BadInput(f"file name longer than {MAX_NAME_BYTES} bytes: {shown(raw_path, 80)}…")
     full = base / rel
-    if not inside(base, full):
-        raise BadInput(f"path outside manifest dir: {raw_path!r}")
-    if full.is_file() and full.stat().st_size > MAX_WORK_BYTES:
-        raise BadInput(f"{raw_path}: too large (limit {MAX_WORK_BYTES} bytes)")
+    try:
+        if not inside(base, full):
+            raise BadInput(f"path outside manifest dir: {raw_path!r}")
+        size = full.stat().st_size if full.is_file() else 0
+    except OSError as exc:
+        raise BadInput(f"{shown(raw_path)}: {exc.strerror or exc}") from None
+    if size > MAX_WORK_BYTES:
+        raise BadInput(f"{shown(raw_path)}: too large (limit {MAX_WORK_BYTES} bytes)")
     return WorkInput(path=full, **{k: _text(row, k) for k in COLUMNS if k != "path"})
 
 

@@ -70,7 +70,10 @@ class LocalBlobStore:
     def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
         """Store a stream without holding it in memory; refuse it past max_bytes."""
         tmpdir = self._tmpdir()
-        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="in-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="in-")
+        except OSError as exc:
+            raise StoreError(_describe_os_error(exc)) from exc
         hasher, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -119,7 +122,10 @@ class LocalBlobStore:
         return tmpdir
 
     def _write(self, digest: str, chunks: list[bytes]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self._tmpdir(), prefix="in-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._tmpdir(), prefix="in-")
+        except OSError as exc:
+            raise StoreError(_describe_os_error(exc)) from exc
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:

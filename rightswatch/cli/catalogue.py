@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
+from evidence.errors import shown
 from rightswatch.cli._common import Fail, Usage, app, emit, json_option, note, translate_errors
+
+
+def file_error(path: Path, exc: Exception) -> str:
+    """One stderr line for a file that could not be used, naming it once."""
+    name = shown(path)
+    return f"rightswatch: {exc}" if name in str(exc) else f"rightswatch: {name}: {exc}"
 
 
 @click.command()
@@ -83,11 +90,7 @@ def works_add(files: tuple[Path, ...], ref: str | None, **meta: str | None) -> N
             )
         except BadInput as exc:
             failed += 1
-            note(
-                f"rightswatch: {path}: {exc}"
-                if str(path) not in str(exc)
-                else f"rightswatch: {exc}"
-            )
+            note(file_error(path, exc))
             continue
         done.append(reg.json)
     emit(done, _human_works)
@@ -111,7 +114,7 @@ def works_import(manifest: Path) -> None:
     a = app()
     report = import_manifest(a.factory, a.store, manifest, a.settings.default_rightsholder)
     for err in report.errors:
-        note(f"rightswatch: {manifest}:{err['line']}: {err['error']}")
+        note(f"rightswatch: {shown(manifest)}:{err['line']}: {err['error']}")
 
     def human(r: dict[str, Any]) -> str:
         counts = ", ".join(f"{k} {r[k]}" for k in ("imported", "updated", "skipped"))
@@ -158,11 +161,7 @@ def identify(files: tuple[Path, ...]) -> None:
             prints = fingerprints.fingerprint_query(read_original(path))
         except (BadInput, fingerprints.FingerprintError) as exc:  # one line, go on
             bad += 1
-            note(
-                f"rightswatch: {path}: {exc}"
-                if str(path) not in str(exc)
-                else f"rightswatch: {exc}"
-            )
+            note(file_error(path, exc))
             continue
         results.append(
             {"query": str(path), "matches": [hit_json(w, h) for w, h in index.search(prints)]}

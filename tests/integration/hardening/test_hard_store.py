@@ -183,11 +183,6 @@ def test_file_size_limit_fails_cleanly(tmp_path: Path) -> None:
     assert _leftovers(root) == []
 
 
-@pytest.mark.xfail(
-    reason="evidence/store.py: tempfile.mkstemp is outside the OSError handler (EROFS escapes)",
-    raises=OSError,
-    strict=True,
-)
 def test_read_only_blob_directory(tmp_path: Path, mounted: object) -> None:
     root = tmp_path / "ro"
     old = LocalBlobStore(root).put(b"stored before the disk went read-only")
