@@ -6,20 +6,16 @@
     RecordPipeline       one transaction per item: the media rows, every use (record_use) and its
                          evidence (record_capture) for each page that embeds the file
 
-Decoding untrusted media happens in child processes only: a decoder crash or a memory blow-up
-costs one item ("decoder crashed"), the pool is replaced and the crawl goes on.
+Decoding untrusted media happens in child processes only (fingerprints.sandbox): a decoder
+crash, a timeout or a memory blow-up costs one item (its reason recorded) and the crawl goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import multiprocessing
-import resource
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -37,57 +33,34 @@ from evidence.errors import DatabaseUnavailable, EvidenceError
 from evidence.matching import CatalogueIndex
 from evidence.models import CatalogueVersion, MediaObject, MediaUrl
 from evidence.store import BlobStore
+from fingerprints.sandbox import SandboxPool
 
 log = logging.getLogger(__name__)
 
-WORKER_MEMORY_BYTES = 3 * 1024**3
-
-
-def _limit_worker() -> None:
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
-
-
-def _warm_up() -> None:
-    import fingerprints.prints  # noqa: F401 - the decoders and hashers, imported once
-
-
-def fingerprint_in_worker(data: bytes) -> tuple[fingerprints.Prints | None, str | None]:
-    """Runs in a pool process: (prints, None) or (None, one-line reason)."""
-    try:
-        return fingerprints.fingerprint_query(data), None
-    except fingerprints.FingerprintError as exc:
-        return None, str(exc) or "undecodable"
-    except MemoryError:
-        return None, "memory limit"
-    except Exception as exc:
-        return None, f"undecodable: {type(exc).__name__}"
-
 
 class FingerprintPool:
-    """A ProcessPoolExecutor that is replaced when a worker dies."""
+    """`fingerprints.sandbox.SandboxPool` (memory cap, wall-clock kill, a crashed worker
+    replaced) driven from threads, so the reactor never waits for a decoder."""
 
     def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pool = self._new()
-
-    def _new(self) -> ProcessPoolExecutor:
-        ctx = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_limit_worker)
-        pool.submit(_warm_up)  # start the workers (imports take seconds) while the crawl starts
-        return pool
+        self.sandbox = SandboxPool(size=workers)
+        self.threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rw-fp")
+        # Start a worker now (its imports take seconds) while the crawl starts.
+        self.threads.submit(self.sandbox.run, len, b"")
 
     async def fingerprint(self, data: bytes) -> tuple[fingerprints.Prints | None, str | None]:
+        loop = asyncio.get_running_loop()
         try:
-            future = self.pool.submit(fingerprint_in_worker, data)
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new()
-            return None, "decoder crashed"
+            prints = await loop.run_in_executor(self.threads, self.sandbox.fingerprint_query, data)
+        except fingerprints.FingerprintError as exc:
+            return None, str(exc) or "undecodable"
+        except Exception as exc:
+            return None, f"undecodable: {type(exc).__name__}"
+        return prints, None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.threads.shutdown(wait=True, cancel_futures=True)
+        self.sandbox.close()
 
 
 class FingerprintPipeline:
