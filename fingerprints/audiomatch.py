@@ -17,7 +17,7 @@ import numpy.typing as npt
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
-MIN_ACTIVE = 20  # query frames that must change (about 2.5 s) before anything is reported
+MIN_ACTIVE = 12  # query frames that must change before anything is reported
 ACTIVE_BITS = 2  # a frame is active when it differs from its predecessor in more bits
 STOP_POSTINGS = 5000  # keys more common than this carry no evidence: skipped at query time
 TOP_CANDIDATES = 12

@@ -36,8 +36,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     ImagePHash.name: 8,  # max Hamming distance (of 64) of the plain pHash
     ImageMultiCropHash.name: 6,  # max Hamming distance between a query view and a work view
     ImageORB.name: 24,  # min RANSAC inliers of a similarity fit
-    audio.AudioChromaprint.name: 2.4,  # min (0.5 - BER) * sqrt(frames) of the best window
-    SHIFTED: 2.6,  # the same, for speed/pitch variants (more tries, higher bar)
+    audio.AudioChromaprint.name: 1.5,  # min (0.5 - BER) * sqrt(frames) of the best window
+    SHIFTED: 1.6,  # the same, for speed/pitch variants (more tries, higher bar)
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
