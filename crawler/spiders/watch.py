@@ -14,6 +14,8 @@ that turns out to be an image or audio file (by its bytes) counts as media of th
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import re
 from collections import OrderedDict
@@ -56,6 +58,13 @@ class MediaState:
     pages: list[PageRef] = field(default_factory=list)
     done: bool = False
     item: MediaItem | None = None
+
+
+@functools.lru_cache(maxsize=65_536)
+def canonical(url: str) -> tuple[str, str]:
+    """(canonical URL, url_key): pages repeat the same links and media, so cached."""
+    canon = urls.canonicalize(url)
+    return canon, hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
 def host_in(host: str, domains: Iterable[str]) -> bool:
@@ -187,14 +196,13 @@ class WatchSpider(scrapy.Spider):
                     self.crawler.stats.inc_value("rightswatch/links_over_page_cap")
                     break
                 try:
-                    canon = urls.canonicalize(link)
+                    canon, lkey = canonical(link)
                 except ValueError:
                     continue
                 why = self.out_of_scope(canon)
                 if why is not None:
                     self.crawler.stats.inc_value(f"rightswatch/links_{why.split()[0]}")
                     continue
-                lkey = urls.url_key(canon)
                 if lkey in self.known:
                     continue
                 self.known.add(lkey)
@@ -237,12 +245,11 @@ class WatchSpider(scrapy.Spider):
     ) -> Iterable[Any]:
         for url, hint, source in refs[: self.media_per_page]:
             try:
-                canon = urls.canonicalize(url)
+                canon, mkey = canonical(url)
             except ValueError:
                 continue
             if urls.trap_reason(canon):
                 continue
-            mkey = urls.url_key(canon)
             state = self.media_states.get(mkey)
             if state is None:
                 if self.media_count >= self.media_per_run:
