@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import fphooks
 import pytest
@@ -56,3 +61,38 @@ def test_pool_serves_callers(png_bytes: bytes) -> None:
     with SandboxPool(size=1, timeout_s=10.0) as pool:
         assert pool.fingerprint_work(png_bytes).values
         assert pool.run(fphooks.echo_len, b"xyz") == 3
+
+
+def test_workers_die_with_a_killed_parent() -> None:
+    """A crawl killed with SIGKILL must not leave decoder workers holding its pipes."""
+    script = (
+        "import os, sys\n"
+        "from fingerprints.sandbox import SandboxPool\n"
+        "pool = SandboxPool(size=2)\n"
+        "for _ in range(2): pool.run(len, b'x')\n"
+        "pids = [p.pid for s in pool._all if s._pool for p in s._pool._processes.values()]\n"
+        "print(*pids, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == -9, proc.stderr
+    workers = [int(p) for p in proc.stdout.split()]
+    assert workers
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too: it only waits to be reaped by init
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return False
+    return True
