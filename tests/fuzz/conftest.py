@@ -7,7 +7,6 @@ other rooms' Hypothesis tests keep their own settings. Every module here sets
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, settings
 
 _COMMON = {
@@ -18,8 +17,3 @@ _COMMON = {
 settings.register_profile("rw-quick", max_examples=40, **_COMMON)
 settings.register_profile("fuzz", max_examples=3000, **_COMMON)
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "fuzz: Hypothesis fuzzing (longer with HYPOTHESIS_PROFILE=fuzz)"
-    )
