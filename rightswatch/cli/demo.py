@@ -23,9 +23,15 @@ def _human(s: dict[str, Any]) -> str:
             f"  match {m['id']}: {m['ref']} score {m['score']:.2f}{off}"
             f"  {m['media_url']}  on {m['page_url']}"
         )
-    if s.get("evidence"):
-        lines.append(f"evidence: {s['evidence']}")
-    lines.append("next: `rightswatch matches`, `rightswatch evidence export --all -o pack.zip`")
+    ev = s.get("evidence")
+    if ev:
+        verdict = (
+            "verified offline" if ev["verified"] else "NOT intact: " + "; ".join(ev["problems"])
+        )
+        lines.append(f"evidence pack {ev['pack']} ({verdict})")
+        lines.append(f"  report {ev['report']}")
+        lines.extend(f"  note: {w}" for w in ev.get("warnings", []))
+    lines.append("next: `rightswatch matches`, `rightswatch serve` to review them")
     return "\n".join(lines)
 
 
@@ -37,7 +43,8 @@ def demo_cmd() -> None:
 
     Generates sample works (images and a song, made in code), registers them, serves a demo
     site with transformed copies and decoys on 127.0.0.1, crawls it (the network policy opened
-    to that address only), and lists the matches found. State goes to RIGHTSWATCH_HOME.
+    to that address only), lists the matches found, exports them as an evidence pack and
+    verifies it offline. State goes to RIGHTSWATCH_HOME.
     """
     from rightswatch.demo.run import run_demo
 
@@ -46,6 +53,8 @@ def demo_cmd() -> None:
     emit(summary, _human)
     if summary["run"]["state"] == "failed" or not summary["matches"]:
         raise Fail("demo crawl found no match")
+    if summary.get("evidence") and not summary["evidence"]["verified"]:
+        raise Fail("demo evidence pack did not verify")
 
 
 COMMANDS = [demo_cmd]
