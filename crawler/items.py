@@ -36,6 +36,7 @@ class MediaItem:
     kind: str | None = None
     prints: Any = None  # fingerprints.Prints
     hits: list[Any] = field(default_factory=list)  # [(WorkRef, Hit)]
+    rights: dict[str, Any] | None = None  # rights notices of a matched file (evidence.rightsmeta)
     skip_reason: str | None = None  # not media, unchanged, too large, undecodable...
     error: str | None = None
     unchanged: bool = False

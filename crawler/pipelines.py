@@ -28,10 +28,12 @@ from sqlalchemy.orm import Session
 import fingerprints
 from crawler.frontier import DbThread, Frontier
 from crawler.items import MediaItem, PageRef, RunContext
+from crawler.signals import page_signals, record_signals
 from evidence.db import describe_db_error
 from evidence.errors import DatabaseUnavailable, EvidenceError
 from evidence.matching import CatalogueIndex
-from evidence.models import CatalogueVersion, MediaObject, MediaUrl
+from evidence.models import CatalogueVersion, MediaObject, MediaUrl, Work
+from evidence.rightsmeta import read_rights, rights_flags
 from evidence.store import BlobStore
 from fingerprints.sandbox import SandboxPool
 
@@ -142,6 +144,12 @@ class MatchPipeline:
             item.hits = await loop.run_in_executor(self.thread, self.index.search, item.prints)
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("match/hit" if item.hits else "match/none")
+            if item.hits and item.exchange is not None:
+                # Only matched files: the notices a copy kept or lost (the file already decoded
+                # safely in the sandbox; this reads metadata, never pixels or samples).
+                item.rights = await loop.run_in_executor(
+                    self.thread, read_rights, item.exchange.body
+                )
         return item
 
 
@@ -263,6 +271,8 @@ class RecordPipeline:
     ) -> None:
         from evidence.uses import record_use
 
+        original = session.get(Work, work.id)
+        flags = rights_flags(original.rights if original else {}, item.rights or {})
         match, _created = record_use(
             session,
             work_id=work.id,
@@ -271,9 +281,10 @@ class RecordPipeline:
             hit=hit,
             run_id=self.run_id,
             media_sha256=item.sha256,
-            flags=[],
+            flags=flags,
             seen_at=now,
         )
+        self._signals(session, item, page)
         if self.record_capture is None:
             return
         media = item.exchange or self._remembered(item)
@@ -303,6 +314,18 @@ class RecordPipeline:
             },
         )
         self.record_capture(session, self.store, match=match, material=material)
+
+    def _signals(self, session: Session, item: MediaItem, page: PageRef) -> None:
+        """What the page and the matched file signal about reuse, kept with the run (issue 8)."""
+        if item.rights is not None:
+            record_signals(
+                session, run_id=self.run_id, url=item.url, scope="media", data=item.rights
+            )
+        ex = page.exchange
+        if ex is not None and ex.body:
+            headers = {k.lower(): v for k, v in ex.response_headers}
+            data = page_signals(page.url, headers, ex.body)
+            record_signals(session, run_id=self.run_id, url=page.url, scope="page", data=data)
 
     def _remembered(self, item: MediaItem) -> Any:
         spider = self.crawler.spider
