@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.items import CrawlConfig, RunContext
+from evidence.db import translate_db_errors
 from evidence.errors import BadInput, NotFound
 from evidence.models import CatalogueVersion, CrawlUrl, Match, MediaUrl, Run, RunState, Watch
 from rightswatch import __version__
@@ -503,12 +504,14 @@ def _execute(
         failure = f"{type(exc).__name__}: {exc}"
     finally:
         db.close()
-    spider_frontier = getattr(crawler.spider, "frontier", None)
-    if spider_frontier is not None:
-        spider_frontier.flush()  # whatever the last periodic flush did not write
-    reason = getattr(crawler.spider, "close_reason", None) or "unknown"
     fatal = getattr(crawler.spider, "fatal", None)
-    with factory.begin() as session:
+    spider_frontier = getattr(crawler.spider, "frontier", None)
+    if spider_frontier is not None and fatal is None:
+        with translate_db_errors():
+            spider_frontier.flush()  # whatever the last periodic flush did not write
+    reason = getattr(crawler.spider, "close_reason", None) or "unknown"
+    # A database that is still gone ends the command with one line (DatabaseUnavailable).
+    with translate_db_errors(), factory.begin() as session:
         run = session.get(Run, run_id)
         assert run is not None
         if reason == "finished" and not (failure or fatal):

@@ -30,6 +30,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -41,6 +42,7 @@ from crawler.extract import extract_page
 from crawler.frontier import DbThread, Frontier, Loaded
 from crawler.items import MediaItem, PageRef, RunContext
 from crawler.middlewares import refusal
+from evidence.db import describe_db_error
 from evidence.material import Exchange
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,23 @@ class WatchSpider(scrapy.Spider):
         self.flusher.start(FLUSH_INTERVAL_S, now=False)
 
     def _flush(self) -> Deferred[int]:
-        return Deferred.fromFuture(asyncio.ensure_future(self.db.run(self.frontier.flush)))
+        d = Deferred.fromFuture(asyncio.ensure_future(self.db.run(self.frontier.flush)))
+        return d.addErrback(self._flush_failed)
+
+    def _flush_failed(self, failure: Failure) -> int:
+        return self._database_lost(failure.value or RuntimeError("frontier write failed"))
+
+    def _database_lost(self, exc: BaseException) -> int:
+        """The database went away: stop the crawl and fail the run (it resumes later), rather
+        than crawl on recording nothing. A LoopingCall whose call fails stops silently."""
+        reason = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+        log.error("frontier write failed: %(reason)s", {"reason": reason})
+        if self.fatal is None:
+            self.fatal = f"database unavailable: {reason}"
+            self._closing = asyncio.ensure_future(
+                self.crawler.engine.close_spider_async(reason="database unavailable")
+            )
+        return 0
 
     # -- scope -------------------------------------------------------------------------
 
@@ -432,4 +450,7 @@ class WatchSpider(scrapy.Spider):
         flusher = getattr(self, "flusher", None)
         if flusher is not None and flusher.running:
             flusher.stop()
-        await self.db.run(self.frontier.flush)
+        try:
+            await self.db.run(self.frontier.flush)
+        except SQLAlchemyError as exc:
+            self._database_lost(exc)

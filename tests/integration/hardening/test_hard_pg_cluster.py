@@ -185,10 +185,10 @@ def test_postgresql_stopped_mid_import(cluster: Cluster, tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.xfail(
-    reason="crawler: with its database gone the crawl neither backs off nor fails; it keeps"
-    " printing progress (pages 0) and never exits",
+    reason="known bug (issue 7, D5): with its database gone a crawl can wait for ever on pages"
+    " whose media can no longer be recorded; it hangs in most runs, not all, so not strict",
     raises=pytest.fail.Exception,
-    strict=True,
+    strict=False,
 )
 def test_postgresql_stopped_mid_crawl_then_resumed(cluster: Cluster, tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).parents[2] / "site"))
