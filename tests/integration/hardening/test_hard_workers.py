@@ -24,6 +24,9 @@ from evidence.models import Run, RunState, Watch
 from rightswatch import tasks
 from rightswatch.config import from_env
 
+# Both files flush Redis DB 13: one xdist worker runs them, one after the other.
+pytestmark = pytest.mark.xdist_group("redis-db-13")
+
 HERE = Path(__file__).parent
 REDIS_URL = os.environ.get("RIGHTSWATCH_TEST_REDIS", "redis://127.0.0.1:6379/13")
 

@@ -29,6 +29,9 @@ import localweb
 from leftovers import kill_leftovers
 from test_hard_workers import REDIS_URL, wait_for
 
+# Both files flush Redis DB 13: one xdist worker runs them, one after the other.
+pytestmark = pytest.mark.xdist_group("redis-db-13")
+
 HERE = Path(__file__).parent
 RIGHTSWATCH = str(Path(sys.executable).with_name("rightswatch"))
 RUNS = 20
