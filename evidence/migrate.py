@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
-
-from alembic import command
 
 # The migrations live at the top of the checkout; rightswatch is installed editable into .venv.
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"

@@ -16,4 +16,3 @@ _COMMON = {
 }
 settings.register_profile("rw-quick", max_examples=40, **_COMMON)
 settings.register_profile("fuzz", max_examples=3000, **_COMMON)
-
