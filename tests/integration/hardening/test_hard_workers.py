@@ -24,26 +24,30 @@ from evidence.models import Run, RunState, Watch
 from rightswatch import tasks
 from rightswatch.config import from_env
 
-# Both files flush Redis DB 13: one xdist worker runs them, one after the other.
-pytestmark = pytest.mark.xdist_group("redis-db-13")
-
 HERE = Path(__file__).parent
 REDIS_URL = os.environ.get("RIGHTSWATCH_TEST_REDIS", "redis://127.0.0.1:6379/13")
 
 
+def redis_db(n: int) -> str:
+    """REDIS_URL on database n: each test that flushes its database has one of its own, so
+    tests running at once on other xdist workers never empty each other's queues."""
+    return REDIS_URL.rsplit("/", 1)[0] + f"/{n}"
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    url = redis_db(12 if "postgresql" in request.node.name else 13)
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError:
         if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+            pytest.fail(f"Redis is not reachable at {url}")
         pytest.skip("Redis not reachable")
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
 

@@ -27,10 +27,7 @@ from rightswatch.config import from_env
 sys.path.insert(0, str(Path(__file__).parents[2] / "site"))
 import localweb
 from leftovers import kill_leftovers
-from test_hard_workers import REDIS_URL, wait_for
-
-# Both files flush Redis DB 13: one xdist worker runs them, one after the other.
-pytestmark = pytest.mark.xdist_group("redis-db-13")
+from test_hard_workers import redis_db, wait_for
 
 HERE = Path(__file__).parent
 RIGHTSWATCH = str(Path(sys.executable).with_name("rightswatch"))
@@ -41,15 +38,16 @@ RUNS = 20
 def redis_url() -> Any:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    url = redis_db(14)  # its own database: see test_hard_workers.redis_db
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError:
         if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+            pytest.fail(f"Redis is not reachable at {url}")
         pytest.skip("Redis not reachable")
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
 
