@@ -14,12 +14,13 @@ import random
 import socket
 import stat
 import struct
-import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import hostile_files as hf
 import pytest
 from PIL import Image
 
@@ -283,30 +284,114 @@ def test_audio_channel_and_rate_bombs_are_refused(box: object, rate: int, channe
     ), reason
 
 
-def test_tiny_file_of_hours_of_silence(box: object, tmp_path: Path) -> None:
-    out = tmp_path / "silence.flac"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=8000:cl=mono",
-            "-t",
-            "10800",
-            "-c:a",
-            "flac",
-            str(out),
-        ],
-        check=True,
-    )
-    data = out.read_bytes()
+class CountingAv:
+    """Stands in for the `av` module inside fingerprints.audio and counts the seconds of audio
+    the demuxer and decoder actually produced (what was decoded, not what a header claims)."""
+
+    def __init__(self) -> None:
+        import av
+
+        self._av, self.decoded_s, self.claimed_s = av, 0.0, 0.0
+        self.AudioResampler = av.AudioResampler
+
+    def open(self, *args: object, **kwargs: object) -> _CountingBox:
+        box = self._av.open(*args, **kwargs)
+        self.claimed_s = max(self.claimed_s, (box.duration or 0) / 1e6)
+        return _CountingBox(box, self)
+
+
+class _CountingBox:
+    def __init__(self, box: Any, counter: CountingAv) -> None:
+        self._box, self._counter, self.streams = box, counter, box.streams
+
+    def __enter__(self) -> _CountingBox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._box.close()
+
+    def decode(self, *args: object) -> Iterator[Any]:
+        for frame in self._box.decode(*args):
+            self._counter.decoded_s += frame.samples / frame.sample_rate
+            yield frame
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> CountingAv:
+    import fingerprints.audio
+
+    fake = CountingAv()
+    monkeypatch.setattr(fingerprints.audio, "av", fake)
+    return fake
+
+
+WINDOW_S = 300.0  # fingerprints.audio.QUERY_SECONDS: what a found file is decoded for
+SLACK_S = 1.0  # one decoder frame past the window at most
+
+
+def test_tiny_file_of_hours_of_silence(box: object, tmp_path: Path, counting: CountingAv) -> None:
+    from fingerprints.audio import QUERY_SECONDS, SAMPLE_RATE, decode_audio
+
+    assert QUERY_SECONDS == WINDOW_S
+    data = hf.ffmpeg(tmp_path / "silence.flac", "anullsrc=r=8000:cl=mono", 10800, "-c:a", "flac")
     assert len(data) < 3_000_000  # three hours in a few hundred KiB
-    reason = outcome(box, data)
-    assert reason not in ("timeout", "memory limit")
+    samples = decode_audio(data, QUERY_SECONDS)
+    assert samples.size == int(QUERY_SECONDS * SAMPLE_RATE)
+    assert WINDOW_S <= counting.decoded_s <= WINDOW_S + SLACK_S  # not 10 800 s
+    assert counting.claimed_s > 10_000  # the header told the truth; it was not believed
+    assert outcome(box, data) == "low information: silence"
+
+
+def _tone(tmp_path: Path, name: str, codec: str, seconds: float, rate: int = 48000) -> bytes:
+    args = {"opus": ("-c:a", "libopus", "-b:a", "24k"), "vorbis": ("-c:a", "libvorbis")}[codec]
+    return hf.ffmpeg(tmp_path / name, f"sine=f=440:r={rate}", seconds, *args, "-f", "ogg")
+
+
+@pytest.mark.parametrize(
+    ("codec", "link_s", "links"),
+    [("opus", 10.0, 100), ("vorbis", 10.0, 100), ("opus", 0.1, 4000)],
+    ids=["opus-100x10s", "vorbis-100x10s", "opus-4000x0.1s"],
+)
+def test_chained_ogg_stops_at_the_window(
+    box: object, tmp_path: Path, counting: CountingAv, codec: str, link_s: float, links: int
+) -> None:
+    """Hundreds or thousands of logical bitstreams one after another: decoding follows the
+    chain (a real chained file is one recording) but stops at the window, whatever follows."""
+    from fingerprints.audio import QUERY_SECONDS, SAMPLE_RATE, decode_audio
+
+    link = _tone(tmp_path, f"link.{codec}", codec, link_s)
+    chain = hf.ogg_chain([link] * links)
+    assert len(list(hf.ogg_pages(chain))) >= links * 3  # every link has its own headers
+    samples = decode_audio(chain, QUERY_SECONDS)
+    assert samples.size == int(QUERY_SECONDS * SAMPLE_RATE)
+    assert WINDOW_S <= counting.decoded_s <= WINDOW_S + SLACK_S
+    reason = outcome(box, chain)
+    assert reason == "ok" or reason.startswith(("low information", "too short")), reason
+
+
+@pytest.mark.parametrize("codec", ["opus", "vorbis"])
+def test_ogg_claiming_a_day_decodes_what_is_there(
+    box: object, tmp_path: Path, counting: CountingAv, codec: str
+) -> None:
+    from fingerprints.audio import QUERY_SECONDS, SAMPLE_RATE, decode_audio
+
+    real = _tone(tmp_path, f"day.{codec}", codec, 8.0)
+    day = hf.ogg_link(real, 77, last_granule=48000 * 86400)
+    samples = decode_audio(day, QUERY_SECONDS)
+    assert counting.claimed_s >= 86400  # the container says 24 h
+    assert counting.decoded_s <= 8.0 + SLACK_S
+    assert samples.size <= int((8.0 + SLACK_S) * SAMPLE_RATE)
+    assert outcome(box, day) not in ("timeout", "memory limit")
+
+
+def test_chain_that_changes_format_midway(box: object, tmp_path: Path) -> None:
+    """Links alternating 44.1 kHz mono and 8 kHz: one resampler setup cannot take both, so the
+    file is refused (one line) or decoded within the window; never a crash."""
+    first = _tone(tmp_path, "a.ogg", "vorbis", 10.0, rate=44100)
+    second = _tone(tmp_path, "b.ogg", "vorbis", 10.0, rate=8000)
+    chain = hf.ogg_chain([first, second] * 20)
+    reason = outcome(box, chain)
+    assert reason == "ok" or reason.startswith("undecodable"), reason
 
 
 # --- M7 FFmpeg protocol abuse -----------------------------------------------------------------
