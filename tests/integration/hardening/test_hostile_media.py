@@ -14,6 +14,7 @@ import random
 import socket
 import stat
 import struct
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
@@ -413,6 +414,73 @@ def test_playlists_and_protocols_are_not_followed(box: object, tripwire: Tripwir
     for name, data in corpus.items():
         reason = outcome(box, data)
         assert reason != "ok", name
+    assert tripwire.connects == 0
+
+
+SECRET = b"M7-SECRET-" * 9000  # a "local file" whose bytes must never come back as audio
+
+
+@pytest.fixture(scope="module")
+def pcm_mov(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """4 s of 16-bit PCM in a QuickTime file: raw samples, so a followed reference would hand
+    back the referenced file's bytes as the decoded audio."""
+    out = tmp_path_factory.mktemp("mov") / "pcm.mov"
+    return hf.ffmpeg(out, "sine=f=440:r=11025", 4, "-c:a", "pcm_s16le", "-f", "mov")
+
+
+def _external_refs(pcm_mov: bytes, secret: Path, tripwire: Tripwire) -> dict[str, bytes]:
+    url = f"http://127.0.0.1:{tripwire.port}/samples.raw".encode()
+    return {
+        "alias-secret": hf.external_samples(pcm_mov, [hf.alias_entry(str(secret).encode())]),
+        "alias-passwd": hf.external_samples(pcm_mov, [hf.alias_entry(b"/etc/passwd")]),
+        "url-tripwire": hf.external_samples(pcm_mov, [hf.url_entry(url)]),
+        "url-file": hf.external_samples(pcm_mov, [hf.url_entry(b"file:///etc/passwd")]),
+        "alias-then-url": hf.external_samples(
+            pcm_mov, [hf.alias_entry(str(secret).encode()), hf.url_entry(url)]
+        ),
+        "mov-brand": hf.external_samples(
+            pcm_mov, [hf.alias_entry(str(secret).encode())], brand=b"qt  "
+        ),
+    }
+
+
+def test_external_data_reference_is_real(pcm_mov: bytes, tmp_path: Path) -> None:
+    """The control: FFmpeg told to follow data references reads the secret file as audio (so the
+    next test's files are truly hostile)."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(SECRET)
+    path = tmp_path / "ref.mp4"
+    path.write_bytes(hf.external_samples(pcm_mov, [hf.alias_entry(str(secret).encode())]))
+    out = subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-loglevel", "quiet", "-enable_drefs", "1"),
+            *("-use_absolute_path", "1", "-i", str(path), "-f", "s16le", "-c:a", "pcm_s16le", "-"),
+        ],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    ).stdout
+    assert SECRET[:1000] in out
+
+
+def test_external_data_references_are_not_followed(
+    box: object, pcm_mov: bytes, tripwire: Tripwire, tmp_path: Path
+) -> None:
+    from fingerprints.audio import decode_audio
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(SECRET)
+    for name, data in _external_refs(pcm_mov, secret, tripwire).items():
+        assert b"M7-SECRET" not in data  # the files carry only the paths
+        assert PASSWD[:32] not in data
+        try:
+            raw = decode_audio(data).tobytes()
+        except Unfingerprintable as exc:
+            raw = str(exc).encode()
+        assert b"M7-SECRET" not in raw, name
+        assert PASSWD[:32] not in raw, name
+        reason = outcome(box, data)
+        assert reason != "ok", (name, reason)
     assert tripwire.connects == 0
 
 
