@@ -5,13 +5,30 @@ runner starts a `crawler.egress.GuardedProxy` first); `screenshot()` is for evid
 starts its own proxy, renders one page and returns a full-page PNG with the metadata the
 chain of custody needs (viewport, browser version, final URL, refused requests).
 
+`PageScreenshots` is what a crawl uses: one screenshot per matched page and run, each taken by
+a child process (`python -m crawler.browser URL`) from a worker thread, so the reactor never
+waits, a hung browser is killed at a wall-clock bound, and a missing or failing browser only
+means "no screenshot" (with the reason) for that capture.
+
 No browser is downloaded: Playwright uses /usr/bin/chromium (`executable_path`).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import concurrent.futures
-from collections.abc import Sequence
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from crawler import netpolicy
@@ -21,6 +38,9 @@ from crawler.netpolicy import Network
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
 MAX_SCREENSHOT_HEIGHT = 16_384  # pixels; taller pages are clipped and flagged "truncated"
+SCREENSHOT_STEP_S = 30.0  # each browser step of an evidence screenshot (launch, load, capture)
+SCREENSHOT_WALL_S = 90.0  # the whole child process; past this it is killed
+MAX_SCREENSHOT_BYTES = 64 * 1024 * 1024
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -68,7 +88,7 @@ def launch_options(
 
 
 def screenshot(
-    url: str, *, allowed: Sequence[Network], timeout_s: float = 30.0
+    url: str, *, allowed: Sequence[Network], timeout_s: float = 30.0, executable: str = CHROMIUM
 ) -> tuple[bytes, dict[str, Any]]:
     """Render `url` in Chromium behind a guarded proxy; return (full-page PNG, metadata).
 
@@ -77,11 +97,11 @@ def screenshot(
     """
     netpolicy.check_url(url, allowed)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="screenshot") as pool:
-        return pool.submit(_render, url, tuple(allowed), timeout_s).result()
+        return pool.submit(_render, url, tuple(allowed), timeout_s, executable).result()
 
 
 def _render(
-    url: str, allowed: tuple[Network, ...], timeout_s: float
+    url: str, allowed: tuple[Network, ...], timeout_s: float, executable: str = CHROMIUM
 ) -> tuple[bytes, dict[str, Any]]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import FloatRect, ViewportSize, sync_playwright
@@ -89,7 +109,8 @@ def _render(
     timeout_ms = timeout_s * 1000
     with GuardedProxy(allowed) as proxy, sync_playwright() as pw:
         try:
-            browser = pw.chromium.launch(**launch_options(proxy.url), timeout=timeout_ms)
+            options = launch_options(proxy.url) | {"executable_path": executable}
+            browser = pw.chromium.launch(**options, timeout=timeout_ms)
         except PlaywrightError as exc:
             raise RenderError(f"chromium did not start: {_first_line(exc)}") from None
         try:
@@ -131,3 +152,162 @@ def _render(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+@dataclass
+class Shot:
+    """A page's screenshot, or why there is none (`meta["reason"]`)."""
+
+    png: bytes | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _none(reason: str) -> Shot:
+    return Shot(None, {"taken": False, "reason": reason[:300]})
+
+
+class PageScreenshots:
+    """Full-page screenshots of the pages a crawl records evidence for, once per page URL.
+
+    `mode` is RIGHTSWATCH_SCREENSHOTS: "auto" takes them when `chromium` exists, "off" never.
+    One child process at a time (a browser is the largest thing a crawl runs).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        allowed: Sequence[Network],
+        chromium: str = CHROMIUM,
+        step_s: float = SCREENSHOT_STEP_S,
+        wall_s: float = SCREENSHOT_WALL_S,
+    ) -> None:
+        self.allowed = tuple(allowed)
+        self.step_s, self.wall_s = step_s, wall_s
+        self.chromium = chromium
+        self.disabled: str | None = None
+        if mode == "off":
+            self.disabled = "screenshots are off (RIGHTSWATCH_SCREENSHOTS=off)"
+        elif not os.access(chromium, os.X_OK):
+            self.disabled = f"no browser: {chromium} is not installed"
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._shots: dict[str, concurrent.futures.Future[Shot]] = {}
+
+    async def prepare(self, urls: Iterable[str]) -> None:
+        """Take the screenshots of these pages not taken yet (in this run), off the loop."""
+        if self.disabled:
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rw-shot")
+        waits = []
+        for url in dict.fromkeys(urls):
+            if url not in self._shots:
+                self._shots[url] = self._pool.submit(self.take, url)
+            waits.append(asyncio.wrap_future(self._shots[url]))
+        await asyncio.gather(*waits, return_exceptions=True)
+
+    def get(self, url: str) -> Shot:
+        if self.disabled:
+            return _none(self.disabled)
+        fut = self._shots.get(url)
+        if fut is None or not fut.done():
+            return _none("not taken")
+        try:
+            return fut.result()
+        except Exception as exc:  # take() answers every expected failure itself
+            return _none(f"screenshot failed: {type(exc).__name__}")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def take(self, url: str) -> Shot:
+        """One screenshot in a child process, killed (with its browser) at `wall_s`."""
+        if self.disabled:
+            return _none(self.disabled)
+        try:
+            netpolicy.check_url(url, self.allowed)
+        except netpolicy.Blocked as exc:
+            return _none(str(exc))
+        with tempfile.TemporaryDirectory(prefix="rw-shot-") as tmp:
+            out = Path(tmp) / "page.png"
+            argv = [
+                sys.executable, "-m", "crawler.browser", "--out", str(out),
+                "--timeout", str(self.step_s), "--chromium", self.chromium,
+                "--allow", ",".join(str(n) for n in self.allowed), "--", url,
+            ]  # fmt: skip
+            proc = subprocess.Popen(  # noqa: S603  (argv list, no shell; the URL passed the policy)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: the browser dies with it
+            )
+            try:
+                stdout, _ = proc.communicate(timeout=self.wall_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                return _none(f"screenshot timed out after {self.wall_s:g} s")
+            try:
+                meta = json.loads(stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                return _none(f"screenshot process failed (exit {proc.returncode})")
+            if not isinstance(meta, dict):
+                return _none(f"screenshot process failed (exit {proc.returncode})")
+            if proc.returncode != 0 or "error" in meta:
+                return _none(str(meta.get("error") or f"exit {proc.returncode}"))
+            try:
+                size = out.stat().st_size
+                if size > MAX_SCREENSHOT_BYTES:
+                    return _none(f"screenshot larger than {MAX_SCREENSHOT_BYTES} bytes")
+                png = out.read_bytes()
+            except OSError:
+                return _none("screenshot process wrote no image")
+        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+            return _none("screenshot process wrote something that is not a PNG")
+        meta["taken_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        return Shot(png, {"taken": True, **meta})
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM the child's process group (it closes its browser), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5.0)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """Child-process entry: render one URL, write the PNG, print the metadata as one JSON line."""
+    import ipaddress
+
+    parser = argparse.ArgumentParser(prog="python -m crawler.browser")
+    parser.add_argument("url")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--allow", default="")
+    parser.add_argument("--timeout", type=float, default=SCREENSHOT_STEP_S)
+    parser.add_argument("--chromium", default=CHROMIUM)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: close browser and proxy
+    allowed = [ipaddress.ip_network(a, strict=False) for a in args.allow.split(",") if a]
+    try:
+        png, meta = screenshot(
+            args.url, allowed=allowed, timeout_s=args.timeout, executable=args.chromium
+        )
+    except (netpolicy.Blocked, RenderError) as exc:
+        sys.stdout.write(json.dumps({"error": str(exc)[:300]}) + "\n")
+        return 1
+    except Exception as exc:  # a broken driver or browser: one line, never a traceback
+        reason = f"screenshot failed: {type(exc).__name__}: {_first_line(exc)}"
+        sys.stdout.write(json.dumps({"error": reason}) + "\n")
+        return 1
+    args.out.write_bytes(png)
+    sys.stdout.write(json.dumps(meta) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

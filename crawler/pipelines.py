@@ -167,10 +167,14 @@ class RecordPipeline:
         self.context: dict[str, Any] = ctx.capture
         self.frontier = Frontier(self.factory, self.run_id)
         self.record_capture = _capture_function()
+        self.shots = _screenshots(crawler)  # evidence: full-page screenshots of matched pages
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
+
+    def close_spider(self) -> None:
+        self.shots.close()
 
     async def process_item(self, item: MediaItem) -> MediaItem:
         spider: Any = self.crawler.spider
@@ -185,6 +189,8 @@ class RecordPipeline:
                 todo = [p for p in pages if id(p) not in recorded]
                 if not first and not todo:
                     break
+                if item.hits and self.record_capture is not None:  # child process, time-bound
+                    await self.shots.prepare(p.url for p in todo if p.exchange is not None)
                 await self.db.run(self._record, item, todo, fetched and first)
                 recorded.update(id(p) for p in todo)
                 first = False
@@ -292,7 +298,10 @@ class RecordPipeline:
             return
         from evidence.material import CaptureMaterial
 
+        shot = self.shots.get(page.url)
         material = CaptureMaterial(
+            screenshot_png=shot.png,
+            screenshot_meta=shot.meta,
             page=page.exchange,
             media=media,
             run_id=self.run_id,
@@ -343,6 +352,15 @@ class RecordPipeline:
 def _ctx(crawler: Crawler) -> RunContext:
     ctx: RunContext = crawler.spider.ctx  # type: ignore[union-attr]
     return ctx
+
+
+def _screenshots(crawler: Crawler) -> Any:
+    from crawler.browser import PageScreenshots
+    from crawler.resolver import allowed_networks
+    from rightswatch.config import get_settings
+
+    allowed = allowed_networks(crawler.settings.getlist("NETPOLICY_ALLOW"))
+    return PageScreenshots(mode=get_settings().screenshots, allowed=allowed)
 
 
 def _capture_function() -> Any:

@@ -188,6 +188,27 @@ def build_warc(capture_id: str, material: CaptureMaterial, custody: dict[str, An
     return buf.getvalue()
 
 
+SCREENSHOT_FIELDS = (
+    "viewport", "browser", "browser_version", "user_agent", "final_url", "status",
+    "full_page", "page_height", "truncated", "taken_at",
+)  # fmt: skip
+
+
+def screenshot_custody(material: CaptureMaterial) -> dict[str, Any]:
+    """What the custody record says about the screenshot: how it was taken, or why there is none."""
+    meta = material.screenshot_meta or {}
+    if not material.screenshot_png:
+        reason = str(meta.get("reason") or "no screenshot was taken")
+        return {"taken": False, "reason": reason[:300]}
+    out: dict[str, Any] = {k: meta[k] for k in SCREENSHOT_FIELDS if k in meta}
+    out["taken"] = True
+    out["sha256"] = sha256_digest(material.screenshot_png)
+    refused = meta.get("egress_refused")
+    if isinstance(refused, list):
+        out["egress_refused"] = [str(r)[:300] for r in refused[:100]]
+    return out
+
+
 def _existing(session: Session, match_id: int, run_id: int | None) -> Capture | None:
     stmt = select(Capture).where(Capture.match_id == match_id)
     stmt = stmt.where(Capture.run_id.is_(None) if run_id is None else Capture.run_id == run_id)
@@ -241,14 +262,7 @@ def record_capture(
         "robots": dict(material.robots),
         "complete": complete,
         "flags": flags,
-        "screenshot": (
-            {
-                "viewport": material.screenshot_meta.get("viewport"),
-                "browser": material.screenshot_meta.get("browser"),
-            }
-            if material.screenshot_png
-            else {"taken": False}
-        ),
+        "screenshot": screenshot_custody(material),
         "match": {
             "match_id": match.id,
             "work_id": work.id,

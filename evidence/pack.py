@@ -447,6 +447,31 @@ def pack_bytes(
         return path.read_bytes()
 
 
+_MEMBER_SRC = re.compile(rb'src="((?:works|found|screenshots)/[A-Za-z0-9._/-]{1,200})"')
+DATA_MIME = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+def standalone_report(pack: Path) -> bytes:
+    """The pack's report.html with its images inlined as data: URIs, so a copy outside the ZIP
+    shows them too (its CSP allows `img-src data:`). Only the pack's own image members, by the
+    exact names the report was rendered with, are inlined; anything else stays as it is."""
+    import base64
+
+    with zipfile.ZipFile(pack) as zf:
+        html = zf.read("report.html")
+        names = set(zf.namelist())
+
+        def inline(m: re.Match[bytes]) -> bytes:
+            name = m.group(1).decode("ascii")
+            mime = DATA_MIME.get(name.rsplit(".", 1)[-1])
+            if name not in names or mime is None:
+                return m.group(0)
+            data = base64.b64encode(zf.read(name))
+            return b'src="data:' + mime.encode() + b";base64," + data + b'"'
+
+        return _MEMBER_SRC.sub(inline, html)
+
+
 def export_and_verify(settings: Settings, match_ids: Sequence[int], target: Path) -> dict[str, Any]:
     """Export these matches, verify the pack, and put a copy of its report.html beside it
     (what `rightswatch demo` ends with)."""
@@ -470,8 +495,7 @@ def export_and_verify(settings: Settings, match_ids: Sequence[int], target: Path
         engine.dispose()
     result = verify_pack(target)
     report = target.with_name(target.stem + "-report.html")
-    with zipfile.ZipFile(target) as zf:
-        report.write_bytes(zf.read("report.html"))
+    report.write_bytes(standalone_report(target))
     return {
         "pack": out["path"],
         "sha256": out["sha256"],

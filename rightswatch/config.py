@@ -38,6 +38,11 @@ class Settings:
     max_media_bytes: int = 50 * 1024 * 1024
     thresholds: Mapping[str, float] = field(default_factory=dict)
     rate_card: Path | None = None
+    # The API's per-account request budget, shared by every `serve` process on one Redis.
+    rate_limit_per_minute: int = 600
+    rate_limit_storage: str = "memory://"  # or redis://host:port/N
+    max_upload_bytes: int = 64 * 1024 * 1024  # POST /api/works: one original per request
+    screenshots: str = "auto"  # "auto": with /usr/bin/chromium; "off": never
 
     @property
     def blob_dir(self) -> Path:
@@ -101,6 +106,23 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+SCREENSHOT_MODES = ("auto", "off")
+
+
+RATE_LIMIT_SCHEMES = ("memory://", "redis://", "rediss://", "redis+unix://")
+
+
+def parse_rate_storage(value: str) -> str:
+    """RIGHTSWATCH_RATE_LIMIT_STORAGE: memory:// (this process) or a Redis URL (shared)."""
+    value = value.strip() or Settings.rate_limit_storage
+    if not value.startswith(RATE_LIMIT_SCHEMES):
+        raise ConfigError(
+            f"RIGHTSWATCH_RATE_LIMIT_STORAGE: {value.split('://')[0][:40]!r}: use memory:// or "
+            "redis://host:port/db"
+        )
+    return value
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from an environment mapping (os.environ by default)."""
     env = os.environ if env is None else env
@@ -109,6 +131,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     rate_card = env.get("RIGHTSWATCH_RATE_CARD")
     ua = env.get("RIGHTSWATCH_USER_AGENT")
     contact = env.get("RIGHTSWATCH_CONTACT_URL") or Settings.contact_url
+    shots = (env.get("RIGHTSWATCH_SCREENSHOTS") or "auto").strip().lower()
+    if shots not in SCREENSHOT_MODES:
+        raise ConfigError(f"RIGHTSWATCH_SCREENSHOTS: {shots[:40]!r} is not one of auto, off")
     return Settings(
         home=home,
         database_url=url,
@@ -124,6 +149,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_media_bytes=_int(env, "RIGHTSWATCH_MAX_MEDIA_BYTES", Settings.max_media_bytes),
         thresholds=parse_thresholds(env.get("RIGHTSWATCH_THRESHOLDS", "")),
         rate_card=Path(rate_card) if rate_card else None,
+        rate_limit_per_minute=_int(
+            env, "RIGHTSWATCH_RATE_LIMIT_PER_MINUTE", Settings.rate_limit_per_minute
+        ),
+        rate_limit_storage=parse_rate_storage(env.get("RIGHTSWATCH_RATE_LIMIT_STORAGE", "")),
+        max_upload_bytes=_int(env, "RIGHTSWATCH_MAX_UPLOAD_BYTES", Settings.max_upload_bytes),
+        screenshots=shots,
     )
 
 

@@ -97,7 +97,7 @@ def test_incomplete_material_is_never_complete(
     assert cap.complete is False
     assert flag in cap.flags
     assert cap.custody["complete"] is False
-    assert cap.custody["screenshot"] == {"taken": False}
+    assert cap.custody["screenshot"] == {"taken": False, "reason": "no screenshot was taken"}
 
 
 def test_failed_capture_leaves_no_row(
