@@ -164,6 +164,7 @@ def create_watch(
     *,
     every_s: int | None = None,
     cron: str | None = None,
+    rightsholder_id: int | None = None,
 ) -> Watch:
     name = name.strip()
     if not name or len(name) > 200:
@@ -184,6 +185,7 @@ def create_watch(
         ignore_robots=config.ignore_robots,
         every_s=every_s,
         cron=cron,
+        rightsholder_id=rightsholder_id,
     )
     session.add(watch)
     session.flush()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from evidence.blobs import open_store
 from evidence.db import make_engine, make_session_factory
 from rightswatch import __version__
-from rightswatch.api import errors, pages, routes
+from rightswatch.api import errors, manage, pages, routes
 from rightswatch.api.deps import Context
 from rightswatch.api.guards import BodyLimit, RateLimiter
 from rightswatch.api.schemas import MAX_EXPORT
@@ -62,13 +62,22 @@ def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
-    rate_per_minute: int = 600,
+    rate_per_minute: int | None = None,
+    rate_storage: str | None = None,
+    rate_key_prefix: str = "rightswatch:api",
     max_body_bytes: int = 1024 * 1024,
+    max_upload_bytes: int | None = None,
     max_page: int = 500,
     max_exports: int = 2,
 ) -> FastAPI:
-    """The API and review pages on this settings' database and store."""
+    """The API and review pages on this settings' database and store.
+
+    The rate limit, its storage and the upload cap default to the settings
+    (RIGHTSWATCH_RATE_LIMIT_PER_MINUTE, RIGHTSWATCH_RATE_LIMIT_STORAGE,
+    RIGHTSWATCH_MAX_UPLOAD_BYTES); tests pass their own.
+    """
     engine = engine or make_engine(settings.database_url)
+    upload_cap = max_upload_bytes or settings.max_upload_bytes
     app = FastAPI(
         title="rightswatch",
         version=__version__,
@@ -84,16 +93,24 @@ def create_app(
         engine=engine,
         factory=make_session_factory(engine),
         store=open_store(settings),
-        limiter=RateLimiter(rate_per_minute),
+        limiter=RateLimiter(
+            rate_per_minute or settings.rate_limit_per_minute,
+            rate_storage or settings.rate_limit_storage,
+            key_prefix=rate_key_prefix,
+        ),
         export_slots=threading.BoundedSemaphore(max_exports),
         max_page=max_page,
         max_export=MAX_EXPORT,
+        max_upload=upload_cap,
         cookie_secret=load_secret(settings.home),
     )
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(manage.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Multipart framing adds a little to the file itself.
+    uploads = {("POST", "/api/works"): upload_cap + 64 * 1024}
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, uploads=uploads)
     app.add_middleware(SecurityHeaders)
     return app

@@ -35,6 +35,7 @@ class Context:
     export_slots: Any  # threading.BoundedSemaphore
     max_page: int
     max_export: int
+    max_upload: int
     cookie_secret: bytes
 
 

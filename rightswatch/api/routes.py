@@ -220,23 +220,29 @@ def watches(
         if sees_unowned(request, session, principal):
             owned = owned | Watch.rightsholder_id.is_(None)
         stmt = stmt.where(owned)
-    rows = session.scalars(stmt.offset(offset).limit(_page(request, limit)))
-    return [
-        {
-            "id": w.id,
-            "name": w.name,
-            "seeds": list(w.seeds),
-            "allow_domains": list(w.allow_domains or []),
-            "max_depth": w.max_depth,
-            "max_pages": w.max_pages,
-            "every_s": w.every_s,
-            "cron": w.cron,
-            "render_js": w.render_js,
-            "ignore_robots": w.ignore_robots,
-            "enabled": w.enabled,
-        }
-        for w in rows
-    ]
+    rows = list(session.scalars(stmt.offset(offset).limit(_page(request, limit))))
+    return [watch_out(session, w) for w in rows]
+
+
+def watch_out(session: Session, w: Watch) -> dict[str, Any]:
+    """A watch as the API shows it (`WatchOut`), with its rightsholder's name."""
+    holder = session.get(Rightsholder, w.rightsholder_id) if w.rightsholder_id else None
+    return {
+        "id": w.id,
+        "name": w.name,
+        "rightsholder": holder.name if holder else None,
+        "seeds": list(w.seeds),
+        "allow_domains": list(w.allow_domains or []),
+        "include": list(w.include or []),
+        "exclude": list(w.exclude or []),
+        "max_depth": w.max_depth,
+        "max_pages": w.max_pages,
+        "every_s": w.every_s,
+        "cron": w.cron,
+        "render_js": w.render_js,
+        "ignore_robots": w.ignore_robots,
+        "enabled": w.enabled,
+    }
 
 
 def sees_unowned(request: Request, session: Session, principal: Principal) -> bool:
@@ -296,7 +302,7 @@ def run(
     return row
 
 
-def _licence_rows(session: SessionDep, lics: list[Licence]) -> list[dict[str, Any]]:
+def licence_rows(session: SessionDep, lics: list[Licence]) -> list[dict[str, Any]]:
     refs = {
         w.id: w.ref
         for w in session.scalars(
@@ -325,7 +331,7 @@ def licences(
     scope = principal.scope()
     if scope is not None:
         stmt = stmt.where(Licence.rightsholder_id.in_(scope))
-    return _licence_rows(
+    return licence_rows(
         session, list(session.scalars(stmt.offset(offset).limit(_page(request, limit))))
     )
 
@@ -371,7 +377,7 @@ def licence_add(body: LicenceIn, session: SessionDep, principal: WriterDep) -> l
                     created_by=by,
                 )
             )
-    rows = _licence_rows(session, [lic for lic, _ in created])
+    rows = licence_rows(session, [lic for lic, _ in created])
     for row, (_, changed) in zip(rows, created, strict=True):
         row["licensed_matches"] = [m.id for m in changed]
     session.commit()

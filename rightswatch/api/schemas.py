@@ -83,8 +83,11 @@ class StatusChangeOut(BaseModel):
 class WatchOut(BaseModel):
     id: int
     name: str
+    rightsholder: str | None = None
     seeds: list[str]
     allow_domains: list[str]
+    include: list[str] = []
+    exclude: list[str] = []
     max_depth: int
     max_pages: int
     every_s: int | None
@@ -136,3 +139,52 @@ class LicenceOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"]
+
+
+Text = Annotated[str, Field(max_length=500, pattern=NO_NUL)]
+Pattern = Annotated[str, Field(min_length=1, max_length=500, pattern=NO_NUL)]
+Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=NO_NUL)]
+Domain = Annotated[str, Field(min_length=1, max_length=253, pattern=NO_NUL)]
+Every = Annotated[
+    str, Field(max_length=20, pattern=NO_NUL, description="30m, 6h, 1d, 1w (at least 1 minute).")
+]
+Cron = Annotated[
+    str, Field(max_length=100, pattern=NO_NUL, description="5 crontab fields, UTC: '0 3 * * *'.")
+]
+
+
+class WatchIn(BaseModel):
+    """As `watch add`; `rightsholder` defaults to the account's only one (admin: none, i.e. the
+    default rightsholder). `ignore_robots: true` needs an admin."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+    seeds: Annotated[list[Url], Field(min_length=1, max_length=100)]
+    allow_domains: Annotated[list[Domain], Field(max_length=100)] = []
+    include: Annotated[list[Pattern], Field(max_length=50)] = []
+    exclude: Annotated[list[Pattern], Field(max_length=50)] = []
+    max_depth: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_pages: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    every: Every | None = None
+    cron: Cron | None = None
+    render_js: bool = False
+    ignore_robots: bool = False
+    rightsholder: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
+
+
+class WatchPatch(BaseModel):
+    """Only the fields given change. Setting `every` clears `cron` and the reverse; both null:
+    runs only by hand. New `seeds` without `allow_domains` re-derive the domains from them."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    seeds: Annotated[list[Url], Field(min_length=1, max_length=100)] | None = None
+    allow_domains: Annotated[list[Domain], Field(max_length=100)] | None = None
+    include: Annotated[list[Pattern], Field(max_length=50)] | None = None
+    exclude: Annotated[list[Pattern], Field(max_length=50)] | None = None
+    max_depth: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_pages: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    every: Every | None = None
+    cron: Cron | None = None
+    render_js: bool | None = None
+    ignore_robots: bool | None = None

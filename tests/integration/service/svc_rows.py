@@ -28,3 +28,22 @@ def make_work(session: Session, holder: str, ref: str, kind: str = "image") -> W
 
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def png_bytes(seed: int, size: int = 96) -> bytes:
+    """A distinct, fingerprintable picture per seed (blocks of random colour)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    img = Image.new("RGB", (size, size))
+    step = size // 8
+    for x in range(0, size, step):
+        for y in range(0, size, step):
+            colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+            img.paste(colour, (x, y, x + step, y + step))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -91,7 +92,7 @@ def build_world(factory: sessionmaker[Session]) -> World:
     return World(a, b, admin_token, revoked_token)
 
 
-def make_client(factory: sessionmaker[Session], **kw: int) -> tuple[FastAPI, TestClient]:
+def make_client(factory: sessionmaker[Session], **kw: Any) -> tuple[FastAPI, TestClient]:
     app = create_app(get_settings(), engine=factory.kw["bind"], **kw)  # type: ignore[arg-type]
     return app, TestClient(app, raise_server_exceptions=False)
 

@@ -3,6 +3,7 @@ mass assignment and what responses never contain."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from typing import Any
@@ -10,15 +11,30 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
-from svc_rows import T0
+from svc_rows import T0, png_bytes
 from svc_world import World, auth, build_world, make_client
 
-from evidence.models import LedgerEntry, Match, StatusChange
+from evidence.models import LedgerEntry, Licence, Match, Run, StatusChange, Watch, Work
 
 # How to fill each path parameter from a side of the world; a new kind of parameter fails below.
-PARAMS = {"work_id": "work_id", "match_id": "match_id", "run_id": "run_id"}
+PARAMS = {
+    "work_id": "work_id",
+    "match_id": "match_id",
+    "run_id": "run_id",
+    "watch_id": "watch_id",
+    "licence_id": "licence_id",
+}
 # Routes that change state (viewer -> 403); every other POST must be listed as a read.
-WRITES = {("POST", "/api/matches/{match_id}/status"), ("POST", "/api/licences")}
+WRITES = {
+    ("POST", "/api/matches/{match_id}/status"),
+    ("POST", "/api/licences"),
+    ("DELETE", "/api/licences/{licence_id}"),
+    ("POST", "/api/works"),
+    ("POST", "/api/watches"),
+    ("PATCH", "/api/watches/{watch_id}"),
+    ("DELETE", "/api/watches/{watch_id}"),
+    ("POST", "/api/watches/{watch_id}/runs"),
+}
 READ_POSTS = {("POST", "/api/exports")}
 NONEXISTENT = 987654
 LISTS = {
@@ -40,14 +56,25 @@ def api_routes(app: Any) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def body_for(method: str, path: str, side: Any) -> dict[str, Any] | None:
+_unique = itertools.count(1)
+
+
+def body_for(method: str, path: str, side: Any) -> dict[str, Any]:
+    """The keyword arguments of a valid request to this route (JSON, or a multipart upload)."""
     if path.endswith("/status"):
-        return {"status": "confirmed", "note": "seen"}
+        return {"json": {"status": "confirmed", "note": "seen"}}
     if path == "/api/exports":
-        return {"match_ids": [side.match_id]}
-    if path == "/api/licences":
-        return {"domain": "new.example", "work_id": side.work_id}
-    return None
+        return {"json": {"match_ids": [side.match_id]}}
+    if (method, path) == ("POST", "/api/licences"):
+        return {"json": {"domain": "new.example", "work_id": side.work_id}}
+    n = next(_unique)
+    if (method, path) == ("POST", "/api/works"):
+        return {"files": {"file": (f"up-{n}.png", png_bytes(1000 + n), "image/png")}}
+    if (method, path) == ("POST", "/api/watches"):
+        return {"json": {"name": f"new-watch-{n}", "seeds": ["https://new.example/"]}}
+    if method == "PATCH":
+        return {"json": {"max_pages": 50, "enabled": True}}
+    return {}
 
 
 def fill(path: str, side: Any) -> str:
@@ -80,18 +107,25 @@ def test_bola_foreign_objects_look_nonexistent(
             continue
         ghost = type("Ghost", (), dict.fromkeys(PARAMS.values(), NONEXISTENT))()
         foreign = client.request(
-            method, fill(path, world.a), json=body_for(method, path, world.b), headers=auth(b_token)
+            method, fill(path, world.a), **body_for(method, path, world.b), headers=auth(b_token)
         )
         missing = client.request(
-            method, fill(path, ghost), json=body_for(method, path, world.b), headers=auth(b_token)
+            method, fill(path, ghost), **body_for(method, path, world.b), headers=auth(b_token)
         )
         assert foreign.status_code == missing.status_code == 404, (method, path, foreign.text)
         assert foreign.content == missing.content, (method, path)
         checked += 1
-    assert checked >= 6
+    assert checked >= 11
     with session_factory() as s:
         assert s.get(Match, world.a.match_id).status == "pending"  # type: ignore[union-attr]
         assert s.scalar(select(func.count()).select_from(StatusChange)) == 0
+        watch = s.get(Watch, world.a.watch_id)
+        assert watch is not None
+        assert (watch.enabled, watch.max_pages) == (True, 1000)
+        assert s.get(Licence, world.a.licence_id).until is None  # type: ignore[union-attr]
+        assert s.scalars(select(Run.state).where(Run.watch_id == world.a.watch_id)).all() == [
+            "queued"
+        ]
 
 
 def test_bola_lists_filters_exports_and_licences(
@@ -146,9 +180,12 @@ def test_roles_over_every_route(
     token = world.admin_token if role == "admin" else world.a.tokens[role]
     for method, path in api_routes(app):
         url = fill(path, world.a)
-        res = client.request(method, url, json=body_for(method, path, world.a), headers=auth(token))
+        res = client.request(method, url, **body_for(method, path, world.a), headers=auth(token))
         if (method, path) in WRITES:
-            assert res.status_code == write_status, (role, method, path, res.text)
+            assert res.status_code == write_status or (write_status, res.status_code) == (
+                200,
+                201,
+            ), (role, method, path, res.text)
         else:
             assert res.status_code in (200, 404), (role, method, path, res.text)  # 404: no media
             assert res.status_code == 200 or path.endswith(("/media", "/original")), (
@@ -159,6 +196,10 @@ def test_roles_over_every_route(
         changes = s.scalar(select(func.count()).select_from(StatusChange))
         entries = s.scalar(select(func.count()).where(LedgerEntry.kind == "status"))
     assert changes == entries == (0 if role == "viewer" else 1)
+    with session_factory() as s:
+        works = s.scalar(select(func.count()).select_from(Work))
+        watches = s.scalar(select(func.count()).select_from(Watch))
+    assert (works, watches) == ((2, 2) if role == "viewer" else (3, 3))
 
 
 @pytest.mark.parametrize(
@@ -172,7 +213,7 @@ def test_authentication_required(
     headers = {"Authorization": header} if header is not None else {}
     for method, path in api_routes(app):
         res = client.request(
-            method, fill(path, world.a), json=body_for(method, path, world.a), headers=headers
+            method, fill(path, world.a), **body_for(method, path, world.a), headers=headers
         )
         assert res.status_code == 401, (header, method, path)
         assert res.json() == res.json() | {"message": res.json()["message"]}

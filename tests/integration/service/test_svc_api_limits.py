@@ -3,8 +3,11 @@ concurrency (429), the database gone (503 + Retry-After), all as JSON."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from svc_rows import T0
 from svc_world import auth, build_world, make_client
@@ -28,6 +31,64 @@ def test_rate_limit_per_token(session_factory: sessionmaker[Session]) -> None:
     assert int(res.headers["retry-after"]) >= 1
     assert "message" in res.json()
     assert client.get("/api/works", headers=b).status_code == 200  # per token, not global
+
+
+# This test's own Redis database: 13 and 14 belong to the worker tests (they flush theirs).
+REDIS_URL = "redis://127.0.0.1:6379/11"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    prefix = f"rwtest-{uuid.uuid4().hex}"
+    yield prefix
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    assert not list(client.scan_iter(f"{prefix}*"))
+    client.close()
+
+
+def test_rate_limit_is_shared_by_processes_on_one_redis(
+    session_factory: sessionmaker[Session], redis_prefix: str
+) -> None:
+    """Two app instances (as two `serve` processes) spend one budget: 10 a minute in all."""
+    import redis
+
+    world = build_world(session_factory)
+    shared = {"rate_per_minute": 10, "rate_storage": REDIS_URL, "rate_key_prefix": redis_prefix}
+    _, one = make_client(session_factory, **shared)
+    _, two = make_client(session_factory, **shared)
+    h = auth(world.a.tokens["viewer"])
+    codes = [(one if i % 2 else two).get("/api/works", headers=h).status_code for i in range(30)]
+    assert codes[:10] == [200] * 10
+    assert codes[10:].count(429) >= 15  # each alone would have let 10 more through
+    res = one.get("/api/works", headers=h)
+    assert res.status_code == 429
+    assert 1 <= int(res.headers["retry-after"]) <= 60
+    assert two.get("/api/works", headers=auth(world.b.tokens["viewer"])).status_code == 200
+    assert list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{redis_prefix}*"))  # stored there
+
+
+def test_rate_limit_holds_when_redis_is_down(session_factory: sessionmaker[Session]) -> None:
+    """An unreachable storage: each process limits by itself meanwhile, and nothing answers 5xx."""
+    world = build_world(session_factory)
+    _, client = make_client(
+        session_factory,
+        rate_per_minute=5,
+        rate_storage="redis://127.0.0.1:1/0",
+    )
+    h = auth(world.a.tokens["viewer"])
+    codes = [client.get("/api/works", headers=h).status_code for _ in range(12)]
+    assert codes[:5] == [200] * 5
+    assert codes[5:].count(429) >= 6
 
 
 def test_body_cap(session_factory: sessionmaker[Session]) -> None:
