@@ -52,7 +52,13 @@ def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
     chunks: list[I16] = []
     have = 0
     try:
-        with av.open(io.BytesIO(data), "r", format=_DEMUXER[sniffed.mime], options=_OPTIONS) as box:
+        with av.open(
+            io.BytesIO(data),
+            "r",
+            format=_DEMUXER[sniffed.mime],
+            options=_OPTIONS,
+            metadata_errors="replace",  # tags are attacker text: invalid UTF-8 must not hide a copy
+        ) as box:
             if not box.streams.audio:
                 raise Unfingerprintable("no audio stream")
             stream = box.streams.audio[0]

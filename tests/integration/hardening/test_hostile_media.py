@@ -484,6 +484,34 @@ def test_external_data_references_are_not_followed(
     assert tripwire.connects == 0
 
 
+# --- M8 metadata that must not hide a copy ---------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["flac", "ogg", "m4a", "wav", "mp3"])
+def test_tags_with_invalid_utf8_do_not_stop_decoding(box: object, tmp_path: Path, ext: str) -> None:
+    """A tag (ID3, Vorbis comment, MP4 atom, RIFF INFO) that is not UTF-8 is attacker text: it
+    must neither crash nor make the file undecodable, or one bad byte would hide any copy."""
+    from fingerprints.audio import decode_audio
+
+    out = tmp_path / f"tagged.{ext}"
+    subprocess.run(
+        [
+            *(b"ffmpeg", b"-nostdin", b"-loglevel", b"error", b"-y", b"-f", b"lavfi"),
+            *(b"-i", b"sine=f=440:r=44100", b"-t", b"8"),
+            *(b"-metadata", b"artist=\xff\xfe<script>window.__pwned=1</script>"),
+            *(b"-metadata", b"copyright=x\xc3( '); DROP TABLE works; --"),
+            os.fsencode(out),
+        ],
+        check=True,
+        timeout=60,
+    )
+    data = out.read_bytes()
+    assert b"\xff\xfe<script>" in data  # the bad bytes are really in the file
+    assert decode_audio(data).size > 5 * 11025
+    reason = outcome(box, data)
+    assert not reason.startswith("undecodable"), reason
+
+
 # --- M4 / M5 crash, memory blow-up, hang (test hooks in the child) ----------------------------
 
 
