@@ -88,7 +88,30 @@ def validate_seed(url: str) -> str:
         raise BadInput(f"malformed URL {url[:200]!r}: no host")
     if len(url) > 2048:
         raise BadInput("URL longer than 2048 characters")
+    from crawler.netpolicy import BadUrl, Blocked, check_url
+
+    try:
+        check_url(url, ())
+    except BadUrl as exc:  # unparseable, whatever the allowed networks: bad input
+        raise BadInput(f"malformed URL: {exc}") from None
+    except Blocked:
+        pass  # judged at crawl time, against RIGHTSWATCH_ALLOW_NETWORKS
     return url
+
+
+def refused_seeds(seeds: Sequence[str], allowed: Sequence[Any]) -> list[str]:
+    """When the network policy refuses every seed: one reason per seed; else []."""
+    from crawler.netpolicy import Blocked, check_url
+
+    reasons: list[str] = []
+    for seed in seeds:
+        try:
+            check_url(seed, allowed)
+        except Blocked as exc:
+            reasons.append(str(exc))
+        else:
+            return []
+    return reasons
 
 
 def validate_patterns(patterns: Sequence[str], option: str) -> list[str]:

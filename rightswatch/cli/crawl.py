@@ -46,7 +46,14 @@ def crawl_cmd(
     `errors`); 1 when every seed was refused by the network policy or the run failed.
     Re-running an interrupted run with --run-id N resumes it where it stopped.
     """
-    from crawler.runner import config_for_watch, create_run, execute_run, find_watch, make_config
+    from crawler.runner import (
+        config_for_watch,
+        create_run,
+        execute_run,
+        find_watch,
+        make_config,
+        refused_seeds,
+    )
     from evidence.db import translate_db_errors
 
     chosen = sum(1 for x in (name, urls, run_id) if x)
@@ -75,10 +82,16 @@ def crawl_cmd(
                     ignore_robots=ignore_robots,
                 )
             run_id = create_run(session, cfg, watch=watch).id
+        refused = refused_seeds(cfg.seeds, settings.allow_networks)
     else:
         _ = a.factory  # the database must be migrated
-    note(f"rightswatch: run {run_id} started")
+        refused = []
+    if not refused:
+        note(f"rightswatch: run {run_id} started")
     result = execute_run(settings, run_id)
+    if refused and result["state"] == "failed":
+        # Every seed refused before any packet: one line, naming each address class (S1).
+        raise Fail(f"run {run_id}: every seed was refused: " + "; ".join(refused))
     if result["state"] == "failed":
         raise Fail(f"run {run_id} failed: {result.get('error') or 'unknown error'}")
     if result["state"] == "interrupted":

@@ -295,3 +295,63 @@ def test_media_over_the_size_cap_is_refused_with_a_reason(
     )
     assert [state for state, _ in rows] == ["failed", "failed"]
     assert all("2000" in str(error) for _, error in rows), rows
+
+
+S1_LITERALS = {
+    "http://127.0.0.1/": "loopback",
+    "http://127.1/": "loopback",
+    "http://2130706433/": "loopback",
+    "http://0x7f000001/": "loopback",
+    "http://0177.0.0.1/": "loopback",
+    "http://0.0.0.0/": "this-network",
+    "http://[::1]/": "loopback",
+    "http://[::ffff:127.0.0.1]/": "IPv4-mapped loopback",
+    "http://[::ffff:7f00:1]/": "IPv4-mapped loopback",
+    "http://169.254.169.254/latest/meta-data/": "link-local",
+    "http://[fe80::1%25eth0]/": "link-local",
+    "http://[fd00::1]/": "unique local",
+    "http://100.64.0.1/": "shared address space",
+    "http://10.0.0.1/": "private",
+    "http://172.16.0.1/": "private",
+    "http://192.168.1.1/": "private",
+    "http://224.0.0.1/": "multicast",
+    "http://[64:ff9b::a9fe:a9fe]/": "NAT64 link-local",
+    "http://[2002:a9fe:a9fe::]/": "6to4 link-local",
+    "http://localhost/": "loopback name",
+    "http://LOCALHOST./": "loopback name",
+    "http://x.localhost/": "loopback name",
+    "http://user@127.0.0.1:80@example.test/": "userinfo hides 127.0.0.1: loopback",
+}
+
+
+def test_s1_each_literal_seed_is_one_line_exit_1(rw, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    """HOSTILE.md S1 through the real CLI: exactly one line on stderr naming the address
+    class, exit 1, nothing on stdout, the run recorded as failed; no packet (no allow list)."""
+    rw.ok("init")
+    for url, cls in S1_LITERALS.items():
+        res = rw("crawl", "--url", url, "--json")
+        assert res.code == 1, (url, res.err)
+        lines = [line for line in res.err.splitlines() if line.strip()]
+        assert len(lines) == 1, (url, res.err)
+        assert lines[0].startswith("rightswatch: error: run "), (url, lines)
+        assert "every seed was refused" in lines[0]
+        assert cls in lines[0], (url, lines)
+        assert res.out.strip() == ""
+    states = _db_rows(db_url, "SELECT state, error FROM runs ORDER BY id")
+    assert len(states) == len(S1_LITERALS)
+    assert all(state == "failed" and "refused" in str(error) for state, error in states)
+    assert _db_rows(db_url, "SELECT count(*) FROM crawl_urls WHERE state != 'failed'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "http://[::1/x", "http://256.1.1.1/", "http://exa mple.test/", "http://a..b/"],
+)
+def test_s1_malformed_seed_is_one_line_exit_2(rw, url: str) -> None:  # type: ignore[no-untyped-def]
+    rw.ok("init")
+    res = rw("crawl", "--url", url)
+    assert res.code == 2, res.err
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rightswatch: error: "), res.err
+    assert "malformed URL" in lines[0]
+    assert "Traceback" not in res.err
