@@ -302,6 +302,9 @@ def build_pack(
     ]
     pack.add("ledger/consistency.json", json.dumps(consistency, indent=1).encode())
     timestamped = checkpoint.tsa_token is not None
+    from evidence.timestamp import token_policy
+
+    tsa_policy = token_policy(checkpoint.tsa_token) if checkpoint.tsa_token else None
     if checkpoint.tsa_request:
         pack.add("timestamp/request.tsq", checkpoint.tsa_request)
     if checkpoint.tsa_token:
@@ -354,6 +357,7 @@ def build_pack(
         key_id=key_id(public),
         exported_at=ledger.iso(now),
         timestamped=timestamped,
+        tsa_policy=tsa_policy,
         gen_time=ledger.iso(checkpoint.timestamped_at) if checkpoint.timestamped_at else None,
     )
     pack.add("report.html", report.encode())
@@ -367,6 +371,7 @@ def build_pack(
         "timestamp": {
             "status": "timestamped" if timestamped else NOT_TIMESTAMPED,
             "tsa_url": checkpoint.tsa_url,
+            "policy": tsa_policy,
             "gen_time": ledger.iso(checkpoint.timestamped_at)
             if checkpoint.timestamped_at
             else None,

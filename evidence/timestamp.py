@@ -92,6 +92,15 @@ class TokenCheck:
     warnings: list[str] = field(default_factory=list)
     gen_time: datetime | None = None
     tsa: str | None = None
+    policy: str | None = None  # the TSA policy OID the token was issued under
+
+
+def token_policy(response: bytes) -> str | None:
+    """The TSA policy OID (dotted) of a token, or None when it cannot be read."""
+    try:
+        return str(decode_timestamp_response(response).tst_info.policy.dotted_string)
+    except (ValueError, TypeError):
+        return None
 
 
 def check_token(
@@ -99,11 +108,14 @@ def check_token(
     request: bytes,
     message: bytes,
     roots: list[x509.Certificate] | None = None,
+    *,
+    policy: str | None = None,
 ) -> TokenCheck:
     """Verify a TSA response against its request (nonce, policy) and the stamped message.
 
-    Trust anchors: `roots` when given, else the self-signed certificates the token carries
-    (then a warning says the anchor comes from the token and gives its fingerprint to compare).
+    `policy`: the TSA policy OID the token must carry (the pack's manifest states it). Trust
+    anchors: `roots` when given, else the self-signed certificates the token carries (then a
+    warning says the anchor comes from the token and gives its fingerprint to compare).
     """
     out = TokenCheck()
     try:
@@ -127,6 +139,11 @@ def check_token(
         out.problems.append("timestamp imprint does not match the checkpoint")
     if req.nonce is not None and info.nonce != req.nonce:
         out.problems.append("timestamp nonce does not match the request")
+    out.policy = info.policy.dotted_string
+    if policy is not None and out.policy != policy:
+        out.problems.append(
+            f"timestamp policy {out.policy} is not the stated TSA policy {policy[:80]}"
+        )
     embedded: list[x509.Certificate] = []
     try:
         for der in tsr.signed_data.certificates:
@@ -134,6 +151,11 @@ def check_token(
     except ValueError as exc:
         out.problems.append(f"timestamp certificates unreadable: {exc}")
         return out
+    for cert in _signers(tsr, embedded):
+        reason = _eku_problem(cert)
+        if reason:
+            name = cert.subject.rfc4514_string()[:120]
+            out.problems.append(f"TSA certificate {name}: {reason} (RFC 3161 2.3)")
     anchors = list(roots or [])
     if not anchors:
         anchors = _self_signed(embedded)
@@ -163,6 +185,30 @@ def check_token(
         leaf = [c for c in embedded if c.issuer != c.subject] or embedded
         out.tsa = leaf[0].subject.rfc4514_string()[:200]
     return out
+
+
+def _signers(tsr: Any, certs: list[x509.Certificate]) -> list[x509.Certificate]:
+    """The embedded certificates the token's SignerInfos name (issuer and serial)."""
+    try:
+        sids = {(si.issuer, si.serial_number) for si in tsr.signed_data.signer_infos}
+    except (ValueError, TypeError):
+        return []
+    return [c for c in certs if (c.issuer, c.serial_number) in sids]
+
+
+def _eku_problem(cert: x509.Certificate) -> str | None:
+    """RFC 3161 2.3: the TSA's certificate has exactly one, critical, EKU: timeStamping."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return "no extended key usage extension"
+    except ValueError:
+        return "unreadable extensions"
+    if not ext.critical:
+        return "its timeStamping extended key usage is not critical"
+    if list(ext.value) != [x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]:
+        return "its extended key usage is not timeStamping alone"
+    return None
 
 
 def hashes_sha256() -> Any:

@@ -453,10 +453,15 @@ def _check_timestamp(
     except (KeyError, ValueError, TypeError):
         problems.append("ledger/checkpoint.json: malformed, the token cannot be checked")
         return None
+    stated = (manifest.get("timestamp") or {}).get("policy")
+    if not isinstance(stated, str) or not stated:
+        problems.append("manifest.json: the TSA policy of the time-stamp is not stated")
+        stated = None
     check = timestamp.check_token(
         _read(zf, "timestamp/response.tsr", budget, timestamp.MAX_RESPONSE_BYTES),
         _read(zf, "timestamp/request.tsq", budget, 64 * 1024),
         message,
+        policy=stated,
     )
     problems.extend(f"timestamp/response.tsr: {p}" for p in check.problems)
     warnings.extend(check.warnings)
@@ -481,4 +486,4 @@ def _check_timestamp(
                 f"{what}: recorded at {value}, later than the TSA time"
                 f" {ledger.iso(check.gen_time)} + {window} min"
             )
-    return {"gen_time": ledger.iso(check.gen_time), "tsa": check.tsa}
+    return {"gen_time": ledger.iso(check.gen_time), "tsa": check.tsa, "policy": check.policy}

@@ -26,6 +26,43 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _tsa_cert(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    tsa_key: ec.EllipticCurvePrivateKey,
+    *,
+    critical: bool,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name("rightswatch test TSA"))
+        .issuer_name(ca.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=critical
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
 def make_pki(base: Path, *, critical_eku: bool = True) -> x509.Certificate:
     """CA + TSA certificate and key under base; returns the CA (the trust anchor)."""
     now = dt.datetime.now(dt.UTC)
@@ -49,35 +86,10 @@ def make_pki(base: Path, *, critical_eku: bool = True) -> x509.Certificate:
         .sign(ca_key, hashes.SHA256())
     )
     tsa_key = ec.generate_private_key(ec.SECP256R1())
-    tsa = (
-        x509.CertificateBuilder()
-        .subject_name(_name("rightswatch test TSA"))
-        .issuer_name(ca.subject)
-        .public_key(tsa_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=critical_eku
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    tsa = _tsa_cert(ca, ca_key, tsa_key, critical=critical_eku)
+    (base / "ca.key").write_bytes(_key_pem(ca_key))
     (base / "tsa.pem").write_bytes(_pem(tsa))
-    (base / "tsa.key").write_bytes(
-        tsa_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (base / "tsa.key").write_bytes(_key_pem(tsa_key))
     (base / "chain.pem").write_bytes(_pem(tsa) + _pem(ca))
     (base / "ca.pem").write_bytes(_pem(ca))
     (base / "serial").write_text("01\n")
@@ -105,7 +117,7 @@ ess_cert_id_alg = sha256
 
 
 def reply(base: Path, request: bytes, *extra: str) -> bytes:
-    """openssl ts -reply for a DER request (extra: e.g. '-policy', '1.2.3.4.5')."""
+    """openssl ts -reply for a DER request (extra: e.g. '-tspolicy', '1.2.3.4.5')."""
     q = base / f"q-{threading.get_ident()}.tsq"
     r = base / f"r-{threading.get_ident()}.tsr"
     q.write_bytes(request)
@@ -146,6 +158,52 @@ def _pki_with_sorted_certs(base: Path, *, critical_eku: bool) -> x509.Certificat
             continue
         return ca
     raise RuntimeError("could not make a TSA whose certificate set parses")
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def resign_token(base: Path, response: bytes, *, critical_eku: bool = False) -> bytes:
+    """The same TSTInfo (time, imprint, nonce, policy) signed again with the TSA's key under a
+    fresh certificate from the same CA (EKU critical or not) with `openssl cms`, wrapped as a
+    granted TimeStampResp. New certificates until the token's certificate SET parses."""
+    from rfc3161_client import decode_timestamp_response
+
+    tag = threading.get_ident()
+    src, tok, tst, out, pem = (
+        base / f"{n}-{tag}" for n in ("resp.der", "tok.der", "tst.der", "new.der", "cert.pem")
+    )
+    src.write_bytes(response)
+    _openssl("ts", "-reply", "-in", str(src), "-token_out", "-out", str(tok))
+    _openssl("cms", "-verify", "-noverify", "-inform", "DER", "-in", str(tok), "-binary",
+             "-out", str(tst))  # fmt: skip
+    ca = x509.load_pem_x509_certificate((base / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((base / "ca.key").read_bytes(), None)
+    tsa_key = serialization.load_pem_private_key((base / "tsa.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    assert isinstance(tsa_key, ec.EllipticCurvePrivateKey)
+    for _ in range(40):
+        pem.write_bytes(_pem(_tsa_cert(ca, ca_key, tsa_key, critical=critical_eku)))
+        _openssl("cms", "-sign", "-binary", "-nodetach", "-in", str(tst),
+                 "-econtent_type", "1.2.840.113549.1.9.16.1.4", "-signer", str(pem),
+                 "-inkey", str(base / "tsa.key"), "-certfile", str(base / "ca.pem"),
+                 "-md", "sha256", "-nosmimecap", "-outform", "DER", "-out", str(out))  # fmt: skip
+        body = bytes.fromhex("3003020100") + out.read_bytes()  # PKIStatusInfo{granted}, token
+        token = b"\x30" + _der_length(len(body)) + body
+        try:
+            decode_timestamp_response(token)
+        except ValueError:
+            continue
+        return token
+    raise RuntimeError("could not make a token whose certificate set parses")
 
 
 class TSA:
