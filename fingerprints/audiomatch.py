@@ -21,7 +21,13 @@ MIN_ACTIVE = 12  # query frames that must change before anything is reported
 ACTIVE_BITS = 2  # a frame is active when it differs from its predecessor in more bits
 STOP_POSTINGS = 5000  # keys more common than this carry no evidence: skipped at query time
 TOP_CANDIDATES = 12
+POS_BITS = 13  # an entry packs (ordinal << POS_BITS | frame) into 32 bits
+MAX_FRAMES = 1 << POS_BITS  # frames of a work indexed: 16.9 min (works keep 10 min)
+MAX_WORKS = 1 << (32 - POS_BITS)  # ordinals per index (524,288) before a renumbering
+MIN_MERGE = 1 << 20  # delta frames worth merging into the main segment at the least
 _OFF_BITS = 24
+_OFF_ZERO = 1 << (_OFF_BITS - 1)
+_OFF_MASK = (1 << _OFF_BITS) - 1
 
 
 def popcount32(x: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
@@ -46,79 +52,185 @@ class Alignment:
     z: float  # (0.5 - ber) * sqrt(frames): grows with the length of the evidence
 
 
+class _Segment:
+    """Sorted postings: keys (sub-fingerprint values) and vals (ordinal << POS_BITS | frame)."""
+
+    __slots__ = ("keys", "vals")
+
+    def __init__(self, keys: U32, vals: U32) -> None:
+        self.keys = keys
+        self.vals = vals
+
+    @classmethod
+    def build(cls, parts: list[tuple[U32, U32]]) -> _Segment:
+        if not parts:
+            return cls(np.zeros(0, np.uint32), np.zeros(0, np.uint32))
+        packed = np.empty(sum(k.size for k, _ in parts), np.uint64)
+        at = 0
+        for k, v in parts:
+            part = packed[at : at + k.size]
+            np.left_shift(k, np.uint64(32), out=part, dtype=np.uint64)
+            part |= v
+            at += k.size
+        packed.sort()
+        return cls((packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+
 class SubFingerprintIndex:
-    """Inverted index from sub-fingerprint value to (work, frame); rebuilt lazily after edits."""
+    """Inverted index from sub-fingerprint value to (work, frame), 8 bytes an entry.
+
+    Each entry is the 32-bit key and one 32-bit word packing the work's ordinal and the frame
+    (the first ``MAX_FRAMES`` frames of a work are indexed; verification reads all of it).
+    Entries live in a large sorted main segment and a small sorted delta segment of recent
+    additions; removals are tombstones (a dead ordinal) until the next merge, so edits cost
+    the size of the delta, not of the index. A query is two binary searches per active frame.
+    """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._refs: dict[int, U32] = {}
-        self._dirty = True
-        self._keys: U32 = np.zeros(0, np.uint32)
-        self._works: I64 = np.zeros(0, np.int64)
-        self._pos: I64 = np.zeros(0, np.int64)
+        self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
+        self._ids: list[int] = []  # ordinal -> work id
+        self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
+        self._main = _Segment.build([])
+        self._delta = _Segment.build([])
+        self._pending: list[int] = []  # ordinals added since the delta was last built
+        self._in_delta: list[int] = []
+        self._dead = 0  # entries of removed works still in the segments
 
     def __len__(self) -> int:
         return len(self._refs)
 
+    @property
+    def entries(self) -> int:
+        return len(self._main) + len(self._delta)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the postings (the references themselves are 4 bytes a frame on top)."""
+        return sum(s.keys.nbytes + s.vals.nbytes for s in (self._main, self._delta))
+
     def add(self, work_id: int, raw: U32) -> None:
-        self._refs[work_id] = raw
-        self._dirty = True
+        self.remove(work_id)
+        if len(self._ids) >= MAX_WORKS:
+            self._renumber()
+        ordinal = len(self._ids)
+        self._ids.append(work_id)
+        if ordinal >= self._alive.size:
+            grown = np.zeros(max(1024, 2 * self._alive.size), bool)
+            grown[: self._alive.size] = self._alive
+            self._alive = grown
+        self._alive[ordinal] = True
+        self._ordinal[work_id] = ordinal
+        self._refs[work_id] = np.ascontiguousarray(raw, dtype=np.uint32)
+        self._pending.append(ordinal)
 
     def remove(self, work_id: int) -> None:
-        if self._refs.pop(work_id, None) is not None:
-            self._dirty = True
+        if self._refs.pop(work_id, None) is None:
+            return
+        ordinal = self._ordinal.pop(work_id)
+        self._alive[ordinal] = False
+        if ordinal in self._pending:
+            self._pending.remove(ordinal)
+        else:
+            self._dead += 1
 
     def ref(self, work_id: int) -> U32:
         return self._refs[work_id]
 
-    def _build(self) -> None:
-        keys, works, pos = [], [], []
-        for work_id, raw in self._refs.items():
-            keep = np.flatnonzero(active_mask(raw) | (np.arange(raw.size) == 0))
-            keys.append(raw[keep])
-            pos.append(keep.astype(np.int64))
-            works.append(np.full(keep.size, work_id, np.int64))
-        if keys:
-            k = np.concatenate(keys)
-            order = np.argsort(k, kind="stable")
-            self._keys = k[order]
-            self._works = np.concatenate(works)[order]
-            self._pos = np.concatenate(pos)[order]
+    def _postings(self, ordinal: int) -> tuple[U32, U32]:
+        raw = self._refs[self._ids[ordinal]][:MAX_FRAMES]
+        keep = np.flatnonzero(active_mask(raw) | (np.arange(raw.size) == 0))
+        vals = (np.uint32(ordinal) << np.uint32(POS_BITS)) | keep.astype(np.uint32)
+        return raw[keep], vals
+
+    def _renumber(self) -> None:
+        """Ordinals exhausted: give the live works fresh ones and rebuild everything."""
+        refs = list(self._refs.items())
+        self._reset()
+        for work_id, raw in refs:
+            self.add(work_id, raw)
+
+    def _refresh(self) -> None:
+        if not self._pending:
+            return
+        live = [o for o in self._in_delta + self._pending if self._alive[o]]
+        if sum(self._refs[self._ids[o]].size for o in live) > max(MIN_MERGE, len(self._main) // 8):
+            self._merge(live)
         else:
-            self._keys = np.zeros(0, np.uint32)
-            self._works = self._pos = np.zeros(0, np.int64)
-        self._dirty = False
+            self._delta = _Segment.build([self._postings(o) for o in live])
+            self._in_delta = live
+        self._pending = []
+
+    def _merge(self, delta: list[int]) -> None:
+        main = self._main
+        if self._dead:  # drop the entries of removed works
+            keep = self._alive[main.vals >> np.uint32(POS_BITS)]
+            main = _Segment(main.keys[keep], main.vals[keep])
+        parts = [(main.keys, main.vals)] + [self._postings(o) for o in delta]
+        self._main = _Segment.build(parts)
+        self._delta = _Segment.build([])
+        self._in_delta = []
+        self._dead = 0
+
+    def votes(self, query: U32, scale: float = 1.0) -> dict[tuple[int, int], int]:
+        """(work_id, offset bin) -> votes: every exact key match of an active query frame."""
+        packed, votes = self._vote(query, scale)
+        return {
+            (self._ids[int(p >> _OFF_BITS)], int(p & _OFF_MASK) - _OFF_ZERO): int(v)
+            for p, v in zip(packed, votes, strict=True)
+        }
+
+    def _vote(self, query: U32, scale: float) -> tuple[I64, I64]:
+        self._refresh()
+        qi = np.flatnonzero(active_mask(query))
+        empty = np.zeros(0, np.int64)
+        if qi.size == 0:
+            return empty, empty
+        keys: list[I64] = []
+        for seg in (self._main, self._delta):
+            if len(seg) == 0:
+                continue
+            lo = np.searchsorted(seg.keys, query[qi], side="left")
+            hi = np.searchsorted(seg.keys, query[qi], side="right")
+            counts = hi - lo
+            counts[counts > STOP_POSTINGS] = 0
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            rep_q = np.repeat(qi, counts)
+            flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
+            vals = seg.vals[flat]
+            ordinal = (vals >> np.uint32(POS_BITS)).astype(np.int64)
+            ok = self._alive[ordinal]
+            pos = (vals & np.uint32(MAX_FRAMES - 1)).astype(np.int64)
+            offsets = pos[ok] - np.rint(rep_q[ok] * scale).astype(np.int64)
+            # Votes in bins of two frames so a half-frame misalignment does not split them.
+            keys.append((ordinal[ok] << _OFF_BITS) + ((offsets >> 1) + _OFF_ZERO))
+        if not keys:
+            return empty, empty
+        uniq, votes = np.unique(np.concatenate(keys), return_counts=True)
+        return uniq, votes
 
     def candidates(self, query: U32, scale: float = 1.0) -> list[tuple[int, int, int]]:
         """(work_id, offset, votes) of the best-voted alignments, most votes first."""
-        if self._dirty:
-            self._build()
-        mask = active_mask(query)
-        qi = np.flatnonzero(mask)
-        if qi.size == 0 or self._keys.size == 0:
+        uniq, votes = self._vote(query, scale)
+        if uniq.size == 0:
             return []
-        lo = np.searchsorted(self._keys, query[qi], side="left")
-        hi = np.searchsorted(self._keys, query[qi], side="right")
-        counts = hi - lo
-        counts[counts > STOP_POSTINGS] = 0
-        total = int(counts.sum())
-        if total == 0:
-            return []
-        rep_q = np.repeat(qi, counts)
-        starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        flat = starts + np.arange(total)
-        offsets = self._pos[flat] - np.rint(rep_q * scale).astype(np.int64)
-        # Votes in bins of two frames so a half-frame misalignment does not split them.
-        key = (self._works[flat] << _OFF_BITS) + ((offsets >> 1) + (1 << (_OFF_BITS - 1)))
-        uniq, votes = np.unique(key, return_counts=True)
-        top = np.argsort(votes)[::-1][: TOP_CANDIDATES * 3]
+        top = np.argsort(votes, kind="stable")[::-1][: TOP_CANDIDATES * 3]
         out: list[tuple[int, int, int]] = []
         seen: set[int] = set()
         for t in top:
-            work = int(uniq[t] >> _OFF_BITS)
+            work = self._ids[int(uniq[t] >> _OFF_BITS)]
             if work in seen:
                 continue
             seen.add(work)
-            off = (int(uniq[t] & ((1 << _OFF_BITS) - 1)) - (1 << (_OFF_BITS - 1))) * 2
+            off = (int(uniq[t] & _OFF_MASK) - _OFF_ZERO) * 2
             out.append((work, off, int(votes[t])))
             if len(out) >= TOP_CANDIDATES:
                 break

@@ -1,0 +1,89 @@
+"""The compact audio inverted index: its votes must equal brute-force key matching, through
+additions, removals, re-additions, delta segments and merges."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprints import audiomatch
+from fingerprints.audiomatch import SubFingerprintIndex, active_mask
+
+# A small alphabet so that keys repeat: many postings per key, many works per key.
+word = st.sampled_from([0, 1, 7, 0xFFFF, 0xF0F0F0F0, 2**32 - 1, 0x12345678, 0x0F0F0F0F])
+track = st.lists(word, min_size=1, max_size=40)
+
+
+def brute_votes(
+    refs: dict[int, list[int]], query: list[int], scale: float
+) -> dict[tuple[int, int], int]:
+    q = np.asarray(query, np.uint32)
+    votes: Counter[tuple[int, int]] = Counter()
+    for i in np.flatnonzero(active_mask(q)):
+        for work, raw in refs.items():
+            r = np.asarray(raw, np.uint32)
+            indexed = active_mask(r) | (np.arange(r.size) == 0)
+            for j in range(min(r.size, audiomatch.MAX_FRAMES)):
+                if indexed[j] and r[j] == q[i]:
+                    votes[(work, (j - int(np.rint(i * scale))) >> 1)] += 1
+    return dict(votes)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 12), track), max_size=25),
+    st.lists(st.integers(0, 12), max_size=6),
+    track,
+    st.sampled_from([1.0, 0.98, 1.02, 2 ** (1 / 12)]),
+    st.sampled_from([0, 8, 10**6]),
+)
+def test_index_votes_equal_brute_force(
+    ops: list[tuple[int, list[int]]],
+    removed: list[int],
+    query: list[int],
+    scale: float,
+    min_merge: int,
+) -> None:
+    mp = pytest.MonkeyPatch()
+    mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
+    try:
+        index = SubFingerprintIndex()
+        refs: dict[int, list[int]] = {}
+        for k, (work, raw) in enumerate(ops):
+            index.add(work, np.asarray(raw, np.uint32))
+            refs[work] = raw
+            if k % 4 == 3:  # refresh mid-way so later edits hit a built index
+                index.votes(np.asarray(query, np.uint32), scale)
+        for work in removed:
+            index.remove(work)
+            refs.pop(work, None)
+        got = index.votes(np.asarray(query, np.uint32), scale)
+        assert got == brute_votes(refs, query, scale)
+        assert len(index) == len(refs)
+    finally:
+        mp.undo()
+
+
+def test_renumbering_keeps_the_live_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audiomatch, "MAX_WORKS", 4)
+    index = SubFingerprintIndex()
+    raw = np.arange(1, 40, dtype=np.uint32) * np.uint32(0x01010101)
+    for _k in range(10):  # re-adding the same work burns an ordinal each time
+        index.add(1, raw)
+    index.add(2, raw[::-1].copy())
+    assert len(index) == 2
+    assert [al.work_id for al in index.search(raw[5:30])][:1] == [1]
+
+
+def test_an_entry_is_eight_bytes() -> None:
+    index = SubFingerprintIndex()
+    rng = np.random.default_rng(3)
+    for w in range(20):
+        index.add(w, rng.integers(0, 2**32, 500, dtype=np.uint32))
+    assert index.search(index.ref(7)[100:200])[0].work_id == 7
+    assert index.entries > 0
+    assert index.nbytes == 8 * index.entries
