@@ -395,6 +395,8 @@ def _check_captures(
                 problems.append(f"{name}: does not match the signed capture record")
         if cap.get("warc") in zf.namelist():
             _check_warc(zf, str(cap["warc"]), signed, problems)
+        if cap.get("wacz") in zf.namelist():
+            _check_wacz(zf, budget, str(cap["wacz"]), signed, problems)
 
 
 def _check_warc(
@@ -422,6 +424,36 @@ def _check_warc(
         problems.append(f"{name}: no response record for the media URL")
     elif found != want_sha:
         problems.append(f"{name}: media payload digest differs from the signed record")
+
+
+def signed_payloads(signed: dict[str, Any]) -> dict[str, str]:
+    """Record target URI -> SHA-256 the signed capture record gives for it: the page and the
+    media responses, and the screenshot's resource record."""
+    out: dict[str, str] = {}
+    for part in ("page", "media"):
+        ex = signed.get(part)
+        if isinstance(ex, dict) and isinstance(ex.get("final_url"), str) and ex.get("sha256"):
+            out[ex["final_url"]] = str(ex["sha256"])
+    shot, page = signed.get("screenshot"), signed.get("page")
+    if isinstance(shot, dict) and shot.get("sha256") and isinstance(page, dict):
+        out[f"urn:rightswatch:screenshot:{page.get('final_url')}"] = str(shot["sha256"])
+    return out
+
+
+def _check_wacz(
+    zf: zipfile.ZipFile, budget: _Budget, name: str, signed: dict[str, Any], problems: list[str]
+) -> None:
+    """The WACZ opened inside the pack: its own datapackage hashes, and its WARC payloads
+    against the signed capture record (so an inconsistent WACZ is named even in a pack whose
+    manifest was re-signed around it)."""
+    from evidence.wacz import check_wacz
+
+    budget.read += zf.getinfo(name).file_size
+    if budget.read > MAX_TOTAL:
+        raise ValueError("pack larger than the verification cap")
+    with zf.open(name) as fh:
+        found = check_wacz(fh, payloads=signed_payloads(signed))
+    problems.extend(f"{name}: {p}" for p in found)
 
 
 def _check_timestamp(
