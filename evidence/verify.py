@@ -5,7 +5,10 @@ symlinks, no duplicates, bounded entry count and sizes, nothing extracted), ever
 SHA-256 and size against the manifest, the manifest's Ed25519 signature, every ledger entry
 (content hash, entry hash, signature, RFC 6962 inclusion proof to the signed checkpoint), the
 captures against their signed ledger records (WARC, WACZ and screenshot hashes, the media payload
-read back with warcio), and the RFC 3161 token over the checkpoint when there is one.
+read back with warcio), each WACZ opened in place (its datapackage.json hashes, its WARC payloads
+against the signed record), and the RFC 3161 token over the checkpoint when there is one
+(imprint, nonce, signature and chain, the TSA certificate's critical timeStamping EKU, and the
+TSA policy the manifest states).
 """
 
 from __future__ import annotations
