@@ -45,6 +45,10 @@ def test_watch_add_and_list(rw_init) -> None:  # type: ignore[no-untyped-def]
     assert c["allow_domains"] == ["shop.test"]  # default: the seeds' hosts
     assert (c["max_depth"], c["max_pages"]) == (3, 1000)
     assert [x["name"] for x in rw.ok("watch", "list")] == ["news", "nightly"]
+    assert w["rightsholder"] is None  # by default: the default rightsholder's
+    owned = rw.ok("watch", "add", "label", "--url", "http://l.test/", "--rightsholder", "Label")
+    assert owned["rightsholder"] == "Label"
+    assert [x["rightsholder"] for x in rw.ok("watch", "list")] == [None, None, "Label"]
 
 
 @pytest.mark.parametrize(
@@ -59,6 +63,9 @@ def test_watch_add_and_list(rw_init) -> None:  # type: ignore[no-untyped-def]
         ["--url", "http://a.test/", "--include", "("],
         ["--url", "http://a.test/", "--max-pages", "0"],
         ["--url", "http://a.test/", "--allow-domain", "http://x.test/"],
+        ["--url", "http://a.test/", "--every", "400d"],
+        ["--url", "http://a.test/", "--rightsholder", ""],
+        ["--url", "http://a.test/", "--rightsholder", "tab\there"],
     ],
 )
 def test_watch_add_refuses_bad_input(rw_init, args: list[str]) -> None:  # type: ignore[no-untyped-def]

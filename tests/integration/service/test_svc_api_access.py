@@ -338,6 +338,21 @@ def test_bad_input_is_json_never_500(session_factory: sessionmaker[Session], wor
         client.post("/api/exports", json={"match_ids": ["x"]}, headers=h),
         client.post("/api/licences", json={"domain": "http://x/"}, headers=h),
         client.get("/api/nothing-here", headers=h),
+        client.post("/api/works", json={"title": "no file"}, headers=h),
+        client.post("/api/works", files={"file": ("x.png", b"\x00" * 10)}, headers=h),
+        client.post("/api/works", files={"file": ("../../etc/passwd", b"x")}, headers=h),
+        client.post("/api/watches", json={"name": "w", "seeds": ["x"]}, headers=h),
+        client.post("/api/watches", json={"name": "w", "seeds": "https://a/"}, headers=h),
+        client.post(
+            "/api/watches",
+            json={"name": "w", "seeds": ["https://a.test/"], "max_depth": 10**12},
+            headers=h,
+        ),
+        client.patch(f"/api/watches/{world.a.watch_id}", json={"name": "renamed"}, headers=h),
+        client.patch(f"/api/watches/{world.a.watch_id}", json={"cron": "* *"}, headers=h),
+        client.patch(f"/api/watches/{world.a.watch_id}", content=b"[", headers=h),
+        client.post(f"/api/watches/{10**30}/runs", headers=h),
+        client.delete("/api/licences/0", headers=h),
     ]
     for res in cases:
         assert 400 <= res.status_code < 500, (res.request.url, res.status_code, res.text)

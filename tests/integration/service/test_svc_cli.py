@@ -163,3 +163,33 @@ def test_scheduler_tick_runs_the_due_job_once(rw_init: Any, db_url: str, tmp_pat
         assert run.started_by == "scheduler"
     engine.dispose()
     assert (fake_dir / "starts").read_text().split() == [str(first["runs"][0])]
+
+
+def test_watch_rightsholder_scopes_the_api(rw_init: Any, db_url: str) -> None:
+    """`watch add --rightsholder H`: the watch is H's; H's accounts see it, others do not."""
+    from fastapi.testclient import TestClient
+
+    from rightswatch.api import create_app
+    from rightswatch.config import get_settings
+
+    rw = rw_init
+    owned = rw.ok("watch", "add", "x-news", "--url", "https://x.test/", "--rightsholder", "X")
+    assert owned["rightsholder"] == "X"
+    unowned = rw.ok("watch", "add", "plain", "--url", "https://p.test/")
+    assert unowned["rightsholder"] is None
+    listed = rw.ok("watch", "list")
+    assert [(w["name"], w["rightsholder"]) for w in listed] == [("x-news", "X"), ("plain", None)]
+    assert "X" in rw("watch", "list").out  # the human listing names it too
+    assert rw("watch", "add", "bad", "--url", "https://b.test/", "--rightsholder", " ").code == 2
+    x = rw.ok("accounts", "add", "xv", "--rightsholder", "X", "--role", "viewer")["token"]
+    y = rw.ok("accounts", "add", "yv", "--rightsholder", "Y", "--role", "viewer")["token"]
+    engine = make_engine(db_url)
+    client = TestClient(create_app(get_settings(), engine=engine))
+    try:
+        for token, names in [(x, ["x-news"]), (y, [])]:
+            got = client.get("/api/watches", headers={"Authorization": f"Bearer {token}"}).json()
+            assert [w["name"] for w in got] == names
+        res = client.get(f"/api/watches/{owned['id']}", headers={"Authorization": f"Bearer {y}"})
+        assert res.status_code == 404
+    finally:
+        engine.dispose()

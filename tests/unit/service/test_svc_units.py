@@ -18,14 +18,47 @@ from rightswatch.api.guards import BodyLimit, RateLimiter
 from rightswatch.api.session import WebSession, _serializer, csrf_ok
 
 
-def test_rate_limiter_bucket() -> None:
+def test_rate_limiter_moving_window() -> None:
     limiter = RateLimiter(rate_per_minute=3)
     assert [limiter.check("a") for _ in range(3)] == [None, None, None]
     wait = limiter.check("a")
     assert wait is not None
-    assert 0 < wait <= 20
-    assert RateLimiter.retry_after(wait) in {str(n) for n in range(1, 21)}
+    assert 0 < wait <= 60  # until the oldest of the three leaves the minute
+    assert RateLimiter.retry_after(wait) in {str(n) for n in range(1, 61)}
     assert limiter.check("b") is None
+    assert RateLimiter.retry_after(0.0) == "1"
+
+
+@pytest.mark.parametrize("url", ["ftp://x/", "redis", "memcached://127.0.0.1:11211", ""])
+def test_rate_limit_storage_setting(url: str) -> None:
+    from rightswatch.config import ConfigError, from_env
+
+    env = {"RIGHTSWATCH_HOME": "/nonexistent", "RIGHTSWATCH_RATE_LIMIT_STORAGE": url}
+    if url:
+        with pytest.raises(ConfigError, match="RIGHTSWATCH_RATE_LIMIT_STORAGE"):
+            from_env(env)
+    else:
+        assert from_env(env).rate_limit_storage == "memory://"
+    good = from_env({**env, "RIGHTSWATCH_RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/3"})
+    assert good.rate_limit_storage == "redis://127.0.0.1:6379/3"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("photo.png", "photo.png"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\x\\evil.png", "evil.png"),
+        ("..", "upload"),
+        ("a\x00b\x1b.png", "ab.png"),
+        (None, "upload"),
+        ("x" * 500, "x" * 200),
+    ],
+)
+def test_upload_names(name: str | None, shown: str) -> None:
+    from rightswatch.api.manage import _upload_name
+
+    assert _upload_name(name) == shown
 
 
 def test_body_limit_counts_chunked_bodies() -> None:
@@ -42,6 +75,11 @@ def test_body_limit_counts_chunked_bodies() -> None:
     assert chunked.status_code == 413
     assert chunked.json()["message"].startswith("request body larger")
     assert client.post("/echo", content=iter([b"x" * 40, b"x" * 40])).json() == {"size": 80}
+    # A route that takes a file has its own, larger cap; every other route keeps the small one.
+    uploads = TestClient(BodyLimit(app, max_bytes=100, uploads={("POST", "/echo"): 1000}))
+    assert uploads.post("/echo", content=b"x" * 900).json() == {"size": 900}
+    assert uploads.post("/echo", content=iter([b"x" * 600, b"x" * 600])).status_code == 413
+    assert uploads.put("/echo", content=b"x" * 101).status_code == 413
 
 
 def test_describe_exit() -> None:
