@@ -13,7 +13,16 @@ first search minus RSS before loading), bytes per work and works per GiB, single
 throughput, recall of planted near-copies and hits on random queries (should be 0).
 Writes bench/results/scale.md.
 
-    .venv/bin/python bench/bench_scale.py [--quick]
+Crawl throughput with 1 and 2 workers (`--part workers`): a generated site (bench_crawl's
+generator, served by nginx on loopback), N queued runs of a watch each, run by `rightswatch
+worker --concurrency 1` processes on Celery/Redis sharing one PostgreSQL schema the bench
+creates and drops. Reported per worker count: wall time from the first run's start to the last
+run's end, pages/s and runs/min over all runs, matches, and the peak resident memory of one
+worker's process tree (Celery, its crawl child, the crawl's decoder sandbox). Needs
+PostgreSQL and Redis on 127.0.0.1 (skipped, with a line, without them); uses Redis DB 9.
+Writes bench/results/scale-workers.md.
+
+    .venv/bin/python bench/bench_scale.py [--quick] [--part matching|workers|all]
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -193,16 +203,270 @@ def child(kind: str, n: int) -> dict[str, object]:
     }
 
 
+# -- crawl throughput with 1 and 2 workers ---------------------------------------------------
+
+WORKER_SHAPE = {  # runs x pages per run over a site of `site_pages`
+    "full": {"runs": 6, "pages": 150, "site_pages": 1200, "images": 120, "audios": 6},
+    "quick": {"runs": 4, "pages": 100, "site_pages": 400, "images": 60, "audios": 4},
+}
+WORKER_REDIS = os.environ.get("RIGHTSWATCH_BENCH_REDIS", "redis://127.0.0.1:6379/9")
+WORKER_PG = os.environ.get(
+    "RIGHTSWATCH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            statm = (entry / "statm").read_text().split()
+        except OSError:
+            continue
+        children.setdefault(int(stat[1]), []).append(int(entry.name))
+        rss[int(entry.name)] = int(statm[1]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def _services_up() -> str | None:
+    """None when PostgreSQL and Redis answer on loopback, else why not."""
+    import redis
+    from sqlalchemy import create_engine
+
+    try:
+        redis.Redis.from_url(WORKER_REDIS, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        return f"Redis at {WORKER_REDIS}: {type(exc).__name__}"
+    try:
+        engine = create_engine(WORKER_PG, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL at {WORKER_PG}: {type(exc).__name__}"
+    return None
+
+
+def one_worker_count(workers: int, shape: dict[str, int], site_url: str, works: Path,
+                     tmp: Path) -> dict[str, object]:  # fmt: skip
+    """Queue shape['runs'] runs, let `workers` workers run them; measure."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import redis
+    from sqlalchemy import create_engine, func, select, text
+
+    sys.path.insert(0, str(ROOT))
+    from evidence import runs
+    from evidence.db import make_engine, make_session_factory
+    from evidence.models import Run, RunState, Watch
+    from rightswatch import tasks
+    from rightswatch.config import from_env
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(WORKER_PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    db_url = f"{WORKER_PG}?options=-csearch_path%3D{schema}"
+    broker = redis.Redis.from_url(WORKER_REDIS)
+    broker.flushdb()
+    home = tmp / f"home{workers}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RIGHTSWATCH_")},
+        "RIGHTSWATCH_HOME": str(home),
+        "RIGHTSWATCH_DATABASE_URL": db_url,
+        "RIGHTSWATCH_BROKER_URL": WORKER_REDIS,
+        "RIGHTSWATCH_ALLOW_NETWORKS": "127.0.0.1/32",
+    }
+    rw = str(Path(sys.executable).with_name("rightswatch"))
+
+    def cli(*args: str) -> None:
+        proc = subprocess.run([rw, *args, "--json"], env=env, capture_output=True, text=True,
+                              check=False, cwd=tmp)  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"rightswatch {args[0]} failed: {proc.stderr.strip()[-300:]}")
+
+    procs: list[subprocess.Popen[bytes]] = []
+    engine = make_engine(db_url)
+    try:
+        cli("init")
+        cli("works", "add", *sorted(str(p) for p in works.glob("*.png")))
+        factory = make_session_factory(engine)
+        run_ids = []
+        with factory.begin() as session:
+            for k in range(shape["runs"]):
+                seed = f"{site_url}/p/{k * shape['site_pages'] // shape['runs']}.html"
+                watch = Watch(name=f"bench{k}", seeds=[seed], allow_domains=["127.0.0.1"],
+                              max_depth=50, max_pages=shape["pages"])  # fmt: skip
+                session.add(watch)
+                session.flush()
+                run_ids.append(runs.queue_run(session, watch, datetime.now(UTC), "bench").id)
+        settings = from_env(env)
+        for run_id in run_ids:
+            tasks.dispatch(settings, run_id)
+        for i in range(workers):
+            log = open(tmp / f"worker{workers}-{i}.log", "wb")  # noqa: SIM115
+            procs.append(subprocess.Popen([rw, "worker", "--concurrency", "1"], env=env,
+                                          stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        peak = 0
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            peak = max([peak, *(tree_rss(p.pid) for p in procs)])
+            with factory() as session:
+                open_runs = session.scalar(select(func.count()).select_from(Run).where(
+                    Run.id.in_(run_ids), Run.state.not_in([RunState.FINISHED, RunState.FAILED])
+                ))  # fmt: skip
+            if not open_runs:
+                break
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit("a worker exited early; see its log in " + str(tmp))
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the runs did not finish within 30 minutes")
+        with factory() as session:
+            done = session.scalars(select(Run).where(Run.id.in_(run_ids))).all()
+        start = min(r.started_at for r in done if r.started_at)
+        end = max(r.finished_at for r in done if r.finished_at)
+        wall = (end - start).total_seconds()
+        pages = sum(r.pages for r in done)
+        busy = sum((r.finished_at - r.started_at).total_seconds() for r in done
+                   if r.started_at and r.finished_at)  # fmt: skip
+        return {
+            "workers": workers,
+            "runs": len(done),
+            "failed": sum(r.state != RunState.FINISHED for r in done),
+            "pages": pages,
+            "media": sum(r.media for r in done),
+            "matches": sum(r.matches for r in done),
+            "wall_s": round(wall, 1),
+            "pages_per_s": round(pages / wall, 1),
+            "runs_per_min": round(len(done) * 60 / wall, 1),
+            "run_s_mean": round(busy / max(len(done), 1), 1),
+            "in_flight": round(busy / wall, 2),
+            "peak_worker_mib": round(peak / 2**20),
+        }
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        engine.dispose()
+        broker.flushdb()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def crawl_with_workers(*, quick: bool) -> None:
+    import shutil
+    import tempfile
+
+    from bench_crawl import generate_site, start_nginx
+
+    why = _services_up()
+    if why is not None:
+        print(f"crawl with workers: skipped ({why} not reachable)", flush=True)
+        return
+    shape = WORKER_SHAPE["quick" if quick else "full"]
+    tmp = Path(tempfile.mkdtemp(prefix="rw-bench-workers-"))
+    tmp.chmod(0o755)  # nginx's workers run as an unprivileged user
+    nginx = None
+    rows = []
+    try:
+        site = tmp / "site"
+        generate_site(site, shape["site_pages"], shape["images"], shape["audios"])
+        nginx, port = start_nginx(site, tmp)
+        for workers in (1, 2):
+            print(f"crawl: {shape['runs']} runs x {shape['pages']} pages, {workers} worker(s) ...",
+                  flush=True)  # fmt: skip
+            row = one_worker_count(workers, shape, f"http://127.0.0.1:{port}", tmp / "works", tmp)
+            print("  " + ", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            rows.append(row)
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_workers_report(rows, shape, quick=quick)
+
+
+def write_workers_report(rows: list[dict[str, object]], shape: dict[str, int], *,
+                         quick: bool) -> None:  # fmt: skip
+    cols = ["workers", "runs", "failed", "pages", "media", "matches", "wall_s", "pages_per_s",
+            "runs_per_min", "run_s_mean", "in_flight", "peak_worker_mib"]  # fmt: skip
+    speedup = ""
+    if len(rows) == 2:
+        ratio = float(rows[1]["pages_per_s"]) / max(float(rows[0]["pages_per_s"]), 1e-9)
+        speedup = f"Two workers: {ratio:.2f}x the pages/s of one."
+    lines = [
+        "# Crawl throughput with 1 and 2 workers" + (" (quick)" if quick else ""),
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores,"
+        f" load average {os.getloadavg()[0]:.1f} at the end (a shared machine: the times are"
+        " upper bounds).",
+        "",
+        "`bench/bench_scale.py --part workers`: a generated site of"
+        f" {shape['site_pages']:,} pages ({shape['images']} images, {shape['audios']} audio"
+        " files, 10 planted copies of 10 catalogue works) served by nginx on loopback;"
+        f" {shape['runs']} queued runs, each a watch of {shape['pages']} pages from its own seed,"
+        " run by `rightswatch worker --concurrency 1` processes (Celery on Redis) sharing one"
+        " PostgreSQL database. `wall_s` is from the first run's start to the last run's end"
+        " (worker start-up excluded); `run_s_mean` is one run's start-to-end time (its crawl"
+        " process start-up, catalogue load and crawl); `in_flight` is the average number of runs"
+        " running at once (sum of run times / wall); `peak_worker_mib` is the largest resident"
+        " memory of one worker's process tree (Celery, its crawl child, the decoder sandbox).",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+        *(
+            "| "
+            + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols)
+            + " |"
+            for r in rows
+        ),
+        "",
+        speedup,
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("scale-workers-quick.md" if quick else "scale-workers.md")
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes only (a minute)")
     parser.add_argument("--child", nargs=2, metavar=("PROFILE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--part",
+        choices=("matching", "workers", "all"),
+        default="all",
+        help="matching: index memory and speed; workers: crawl throughput with 1 and 2 workers",
+    )
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
         print(json.dumps(child(args.child[0], int(args.child[1]))), flush=True)
+        return
+    if args.part in ("workers", "all"):
+        crawl_with_workers(quick=args.quick)
+    if args.part == "workers":
         return
     rows = []
     for kind, n in QUICK if args.quick else FULL:
