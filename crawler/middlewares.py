@@ -44,6 +44,7 @@ from crawler.urls import trap_reason
 logger = logging.getLogger(__name__)
 
 ERROR_META = "rightswatch_error"
+DRAINED = "rightswatch_drained"
 DNS_ERRORS = (DNSLookupError, CannotResolveHostError)
 
 
@@ -142,6 +143,27 @@ class NetPolicyErrorMiddleware(NetPolicyMiddleware):
             self.crawler.stats.inc_value("netpolicy/robots_error")
             logger.info("%(reason)s", {"reason": reason, "url": request.url})
             raise IgnoreRequest(reason) from None
+
+
+class DrainMiddleware:
+    """While the spider drains after a first SIGTERM/SIGINT, page requests are not sent
+    (`IgnoreRequest`, `meta[DRAINED]`: the errback leaves them queued for the re-run); media
+    requests of pages already fetched go on, so those pages finish."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        if getattr(spider, "draining", False) and "rw_key" in request.meta:
+            request.meta[DRAINED] = True
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("rightswatch/drained")
+            raise IgnoreRequest("stopping: page left queued for the re-run")
 
 
 class TrapMiddleware(BaseSpiderMiddleware):

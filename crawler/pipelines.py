@@ -3,8 +3,10 @@
     FingerprintPipeline  sniff the bytes (never the extension), skip what this run or an earlier
                          one already saw unchanged, fingerprint in a process pool
     MatchPipeline        search the catalogue index (loaded once per run, refreshed per version)
-    RecordPipeline       one transaction per item: the media rows, every use (record_use) and its
-                         evidence (record_capture) for each page that embeds the file
+    RecordPipeline       a matched file: one transaction with its media rows, every use
+                         (record_use) and its evidence (record_capture) for each page that
+                         embeds it; any other file: its rows go with the frontier's next
+                         grouped write (crawler.frontier), before the pages it releases
 
 Decoding untrusted media happens in child processes only (fingerprints.sandbox): a decoder
 crash, a timeout or a memory blow-up costs one item (its reason recorded) and the crawl goes on.
@@ -26,13 +28,21 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import fingerprints
-from crawler.frontier import DbThread, Frontier
+from crawler.frontier import (
+    MEDIA_OBJECTS,
+    MEDIA_URL_200,
+    MEDIA_URL_304,
+    MEDIA_URLS,
+    DbThread,
+    Frontier,
+    upsert_many,
+)
 from crawler.items import MediaItem, PageRef, RunContext
 from crawler.signals import page_signals, record_signals
 from evidence.db import describe_db_error
 from evidence.errors import DatabaseUnavailable, EvidenceError
 from evidence.matching import CatalogueIndex
-from evidence.models import CatalogueVersion, MediaObject, MediaUrl, Work
+from evidence.models import CatalogueVersion, Work
 from evidence.rightsmeta import read_rights, rights_flags
 from evidence.store import BlobStore
 from fingerprints.sandbox import SandboxPool
@@ -154,7 +164,8 @@ class MatchPipeline:
 
 
 class RecordPipeline:
-    """One transaction per item: media rows, uses and their evidence; then release the pages."""
+    """Media rows, uses and their evidence (one transaction per matched item, grouped with the
+    frontier otherwise); then release the pages."""
 
     def __init__(self, crawler: Crawler) -> None:
         ctx = _ctx(crawler)
@@ -181,6 +192,18 @@ class RecordPipeline:
         states = getattr(spider, "media_states", {})
         state = states.get(item.key)
         fetched = item.exchange is not None
+        frontier: Frontier | None = getattr(spider, "frontier", None)
+        if fetched and not item.hits and frontier is not None:
+            # Nothing to record per page: the media rows go with the frontier's next grouped
+            # write, in the same transaction as (and never after) the "done" of its pages.
+            finish, media_object, media_url, revalidated = _media_rows(item, datetime.now(UTC))
+            frontier.finish_page(item.key, **finish)
+            frontier.media_rows(
+                media_object=media_object, media_url=media_url, revalidated=revalidated
+            )
+            self._count(item, 0)
+            await spider.media_finished(item.key, item)
+            return item
         recorded: set[int] = set()
         first = True
         try:
@@ -202,8 +225,8 @@ class RecordPipeline:
             reason = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
             log.warning("recording %(url)s failed: %(reason)s", {"url": item.url, "reason": reason})
             if isinstance(exc, OperationalError | DatabaseUnavailable):
-                spider.fatal = f"database unavailable: {reason}"
-                await self.crawler.engine.close_spider_async(reason="database unavailable")
+                # Never awaited here: closing waits for this very item (a deadlock).
+                spider.database_lost(exc)
             return item
         self._count(item, len(recorded))
         await spider.media_finished(item.key, item)
@@ -227,50 +250,13 @@ class RecordPipeline:
                     page.matches += 1
 
     def _media_rows(self, session: Session, item: MediaItem, now: datetime) -> None:
-        ex = item.exchange
-        assert ex is not None
-        state = "failed" if item.error else "done" if item.kind or item.unchanged else "skipped"
-        detail: dict[str, Any] = {"source": item.source}
-        if item.skip_reason:
-            detail["skipped"] = item.skip_reason
-        if item.sha256:
-            detail["sha256"] = item.sha256
-        if ex.redirect_chain:
-            detail["redirect_chain"] = ex.redirect_chain
-        self.frontier.finish_in(
-            session,
-            item.key,
-            kind="media",
-            state=state,
-            http_status=ex.status,
-            error=item.error,
-            detail=detail,
-            url=item.url,
-        )
-        if item.sha256 and item.kind:
-            obj = session.scalar(select(MediaObject).where(MediaObject.sha256 == item.sha256))
-            if obj is None:
-                session.add(
-                    MediaObject(
-                        sha256=item.sha256,
-                        size=len(ex.body),
-                        mime=item.mime,
-                        kind=item.kind,
-                        first_seen=now,
-                    )
-                )
-        if ex.status in (200, 304):
-            headers = {k.lower(): v for k, v in ex.response_headers}
-            row = session.scalar(select(MediaUrl).where(MediaUrl.url_key == item.key))
-            if row is None:
-                row = MediaUrl(url_key=item.key, url=item.url)
-                session.add(row)
-            if ex.status == 200:
-                row.etag = headers.get("etag", "")[:500] or None
-                row.last_modified = headers.get("last-modified", "")[:100] or None
-                row.sha256 = item.sha256
-            row.checked_at = now
-        session.flush()
+        finish, media_object, media_url, revalidated = _media_rows(item, now)
+        self.frontier.finish_in(session, item.key, **finish)
+        if media_object is not None:
+            upsert_many(session, MEDIA_OBJECTS, [media_object], ("sha256",))
+        if media_url is not None:
+            columns = MEDIA_URL_304 if revalidated else MEDIA_URL_200
+            upsert_many(session, MEDIA_URLS, [media_url], ("url_key",), columns)
 
     def _use(
         self, session: Session, item: MediaItem, page: PageRef, work: Any, hit: Any, now: datetime
@@ -347,6 +333,58 @@ class RecordPipeline:
             return {"obeyed": not self.context.get("ignore_robots"), "sha256": None, "url": ""}
         found: dict[str, Any] = robots.for_url(url)
         return found
+
+
+def _text(value: str, limit: int) -> str | None:
+    """A header value for a text column: no NUL (PostgreSQL refuses it), within its limit."""
+    return value.replace("\x00", "")[:limit] or None
+
+
+def _media_rows(
+    item: MediaItem, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, bool]:
+    """A fetched file's rows: its frontier finish (kwargs of `Frontier.finish_page`), its
+    `media_objects` row when its bytes are media, its URL's `media_urls` row (validators) and
+    whether that was a revalidation (304: only `checked_at` moves)."""
+    ex = item.exchange
+    assert ex is not None
+    state = "failed" if item.error else "done" if item.kind or item.unchanged else "skipped"
+    detail: dict[str, Any] = {"source": item.source}
+    if item.skip_reason:
+        detail["skipped"] = item.skip_reason
+    if item.sha256:
+        detail["sha256"] = item.sha256
+    if ex.redirect_chain:
+        detail["redirect_chain"] = ex.redirect_chain
+    finish: dict[str, Any] = {
+        "kind": "media",
+        "state": state,
+        "http_status": ex.status,
+        "error": item.error,
+        "detail": detail,
+        "url": item.url,
+    }
+    media_object = None
+    if item.sha256 and item.kind:
+        media_object = {
+            "sha256": item.sha256,
+            "size": len(ex.body),
+            "mime": item.mime,
+            "kind": item.kind,
+            "first_seen": now,
+        }
+    media_url = None
+    if ex.status in (200, 304):
+        headers = {k.lower(): v for k, v in ex.response_headers}
+        media_url = {
+            "url_key": item.key,
+            "url": item.url,
+            "etag": _text(headers.get("etag", ""), 500),
+            "last_modified": _text(headers.get("last-modified", ""), 100),
+            "sha256": item.sha256,
+            "checked_at": now,
+        }
+    return finish, media_object, media_url, ex.status == 304
 
 
 def _ctx(crawler: Crawler) -> RunContext:

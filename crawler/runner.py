@@ -535,6 +535,10 @@ def _execute(
         with translate_db_errors():
             spider_frontier.flush()  # whatever the last periodic flush did not write
     reason = getattr(crawler.spider, "close_reason", None) or "unknown"
+    if getattr(crawler.spider, "stopped_now", False):
+        reason = "a second signal stopped it at once"
+    elif reason == "shutdown":
+        reason = "signal: the pages in flight were finished"
     # A database that is still gone ends the command with one line (DatabaseUnavailable).
     with translate_db_errors(), factory.begin() as session:
         run = session.get(Run, run_id)

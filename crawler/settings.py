@@ -37,6 +37,9 @@ RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
+# A first SIGTERM drains (crawler.middlewares.DrainMiddleware); the policy's are merged on top.
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.DrainMiddleware": 5}
+
 # The frontier lives in the database (crawler.frontier), which de-duplicates on canonical URLs.
 DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"
 SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"

@@ -14,10 +14,13 @@ that turns out to be an image or audio file (by its bytes) counts as media of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
 import re
+import signal
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.ossignal import install_shutdown_handlers
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -41,7 +45,7 @@ from crawler.exchange import exchange_from
 from crawler.extract import extract_page
 from crawler.frontier import DbThread, Frontier, Loaded
 from crawler.items import MediaItem, PageRef, RunContext
-from crawler.middlewares import refusal
+from crawler.middlewares import DRAINED, refusal
 from evidence.db import describe_db_error
 from evidence.material import Exchange
 
@@ -127,6 +131,8 @@ class WatchSpider(scrapy.Spider):
         self.media_count = 0
         self.close_reason: str | None = None
         self.fatal: str | None = None
+        self.draining = False  # a first SIGTERM/SIGINT: no new pages (DrainMiddleware)
+        self.stopped_now = False  # a second one: the reactor was stopped
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WatchSpider:
@@ -140,20 +146,55 @@ class WatchSpider(scrapy.Spider):
     def opened(self) -> None:
         self.flusher = task.LoopingCall(self._flush)
         self.flusher.start(FLUSH_INTERVAL_S, now=False)
+        if threading.current_thread() is threading.main_thread():
+            # After CrawlerProcess installed its own: ours drain instead of cancelling.
+            install_shutdown_handlers(self._on_signal)
+
+    # -- stopping on a signal ------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        """First SIGTERM/SIGINT: drain (finish the pages in flight, start no new page, end as
+        interrupted). Second: stop at once; every write is its own transaction, so what was
+        committed is whole and a re-run redoes the rest. No logging here (see Scrapy's)."""
+        from twisted.internet import reactor
+
+        if not self.draining:
+            self.draining = True
+            reactor.callFromThread(self._log_drain, signum)
+            return
+        install_shutdown_handlers(signal.SIG_IGN)
+        self.stopped_now = True
+        reactor.callFromThread(self._stop_now, signum)
+
+    def _log_drain(self, signum: int) -> None:
+        log.warning(
+            "%(sig)s: finishing the pages in flight, then stopping (again to stop at once)",
+            {"sig": signal.Signals(signum).name},
+        )
+
+    def _stop_now(self, signum: int) -> None:
+        from twisted.internet import reactor
+
+        log.warning("%(sig)s again: stopping at once", {"sig": signal.Signals(signum).name})
+        with contextlib.suppress(RuntimeError):
+            reactor.stop()
 
     def _flush(self) -> Deferred[int]:
         d = Deferred.fromFuture(asyncio.ensure_future(self.db.run(self.frontier.flush)))
         return d.addErrback(self._flush_failed)
 
     def _flush_failed(self, failure: Failure) -> int:
-        return self._database_lost(failure.value or RuntimeError("frontier write failed"))
+        return self.database_lost(failure.value or RuntimeError("frontier write failed"))
 
-    def _database_lost(self, exc: BaseException) -> int:
+    def database_lost(self, exc: BaseException) -> int:
         """The database went away: stop the crawl and fail the run (it resumes later), rather
-        than crawl on recording nothing. A LoopingCall whose call fails stops silently."""
+        than crawl on recording nothing. A LoopingCall whose call fails stops silently.
+
+        The close is scheduled, never awaited: Scrapy's close waits for the requests and
+        items in progress, and the caller may be one of them (a pipeline, an errback)."""
         reason = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-        log.error("frontier write failed: %(reason)s", {"reason": reason})
         if self.fatal is None:
+            log.error("database write failed: %(reason)s", {"reason": reason})
             self.fatal = f"database unavailable: {reason}"
             self._closing = asyncio.ensure_future(
                 self.crawler.engine.close_spider_async(reason="database unavailable")
@@ -346,7 +387,11 @@ class WatchSpider(scrapy.Spider):
         reason, status = describe_failure(failure)
         self.crawler.stats.inc_value("rightswatch/errors")
         state = self.media_states[mkey]
-        await self.db.run(self._record_media_failure, mkey, state.url, reason, status)
+        try:
+            await self.db.run(self._record_media_failure, mkey, state.url, reason, status)
+        except SQLAlchemyError as exc:  # its pages stay unfinished: a re-run fetches them
+            self.database_lost(exc)
+            return
         await self.media_finished(mkey, None)
 
     def _record_media_failure(self, mkey: str, url: str, reason: str, status: int | None) -> None:
@@ -421,6 +466,8 @@ class WatchSpider(scrapy.Spider):
 
     async def page_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]
+        if request.meta.get(DRAINED):
+            return  # not fetched while draining: it stays queued for the re-run
         reason, status = describe_failure(failure)
         detail: dict[str, Any] = {}
         redirects = request.meta.get("redirect_urls")
@@ -446,11 +493,12 @@ class WatchSpider(scrapy.Spider):
             self.recent.popitem(last=False)
 
     async def closing(self, spider: scrapy.Spider, reason: str) -> None:
-        self.close_reason = reason
+        # Drained to idle is not finished: the pages left queued are for the re-run.
+        self.close_reason = "shutdown" if self.draining and reason == "finished" else reason
         flusher = getattr(self, "flusher", None)
         if flusher is not None and flusher.running:
             flusher.stop()
         try:
             await self.db.run(self.frontier.flush)
         except SQLAlchemyError as exc:
-            self._database_lost(exc)
+            self.database_lost(exc)
