@@ -52,6 +52,8 @@ from fingerprints.image import has_information  # noqa: E402
 from fingerprints.index import MultiIndexHashing  # noqa: E402
 from fingerprints.matcher import SHIFTED  # noqa: E402
 
+BAND = "audio_chromaprint_band"
+
 CACHE = ROOT / "bench" / ".cache"
 PACKAGES = [
     "gnome-backgrounds", "mate-backgrounds", "ukui-wallpapers", "desktop-base",
@@ -643,7 +645,7 @@ def _audio_query(
     rec["base_wrong"] = [ber for work, ber in best.items() if work != truth]
     rec["base_true"] = best.get(truth, 1.0) if truth is not None else 1.0
     rec["raw"] = raw
-    rec["off"] = offs.get("audio_chromaprint", offs.get(SHIFTED))
+    rec["off"] = offs.get("audio_chromaprint", offs.get(SHIFTED, offs.get(BAND)))
     return rec
 
 
@@ -759,7 +761,7 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
     say(f"audio: transformed and {n_dq} distractor excerpt queries in {time.time() - t0:.0f} s")
 
     thresholds = {m: zero_fp_threshold(v, False, 0.02) for m, v in wrong.items()}
-    for m in ("audio_chromaprint", SHIFTED):
+    for m in ("audio_chromaprint", SHIFTED, BAND):
         thresholds.setdefault(m, 1.0)
         thresholds[m] = max(thresholds[m], 1.0)
     base_thr = zero_fp_threshold(base_wrong, True) if base_wrong else 0.35

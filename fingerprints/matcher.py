@@ -4,7 +4,8 @@ Images: a fast pass looks the query's hashes up in multi-index hashing tables of
 work's views (plain pHash, and crop/mirror views); candidates, and the works that share the
 most keypoint descriptors with the query, are verified with ORB + RANSAC, which also gives
 the region. Audio: Chromaprint excerpt matching, plain and on speed/pitch-corrected variants,
-decided by a z-like statistic of the aligned bit error rate that grows with evidence length.
+decided by a z-like statistic of the aligned bit error rate that grows with evidence length;
+a second Chromaprint of the telephone band (both sides band-limited) finds telephone copies.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     ImageORB.name: 24,  # min RANSAC inliers of a similarity fit
     audio.AudioChromaprint.name: 1.5,  # min (0.5 - BER) * sqrt(frames) of the best window
     SHIFTED: 1.6,  # the same, for speed/pitch variants (more tries, higher bar)
+    audio.AudioChromaprintBand.name: 1.6,  # the same, telephone-band print against print
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
@@ -82,6 +84,7 @@ class Matcher:
         }
         self._orb = OrbIndex()
         self._audio = SubFingerprintIndex()
+        self._band = SubFingerprintIndex()
         self._kinds: dict[int, MediaKind] = {}
 
     def __len__(self) -> int:
@@ -103,6 +106,8 @@ class Matcher:
                 self._orb.add(work_id, Keypoints.decode(value))
             elif name == audio.AudioChromaprint.name:
                 self._audio.add(work_id, audio.decode_query(value)[0])
+            elif name == audio.AudioChromaprintBand.name:
+                self._band.add(work_id, audio.decode_raw(value))
 
     def remove(self, work_id: int) -> None:
         if self._kinds.pop(work_id, None) is None:
@@ -111,6 +116,7 @@ class Matcher:
             index.remove(work_id)
         self._orb.remove(work_id)
         self._audio.remove(work_id)
+        self._band.remove(work_id)
 
     def search(self, prints: Prints) -> list[Hit]:
         """Hits best first, one per work, only above the thresholds."""
@@ -195,14 +201,18 @@ class Matcher:
     def _sound(self, prints: Prints, loose: bool) -> list[Evidence]:
         name = audio.AudioChromaprint.name
         value = self._value(prints, name)
-        if value is None:
-            return []
-        plain, shifted = audio.decode_query(value)
-        tries = [(name, 1.0, plain)] + [(SHIFTED, s, raw) for _f, s, raw in shifted]
+        tries: list[tuple[str, float, audio.U32, SubFingerprintIndex]] = []
+        if value is not None:
+            plain, shifted = audio.decode_query(value)
+            tries = [(name, 1.0, plain, self._audio)]
+            tries += [(SHIFTED, s, raw, self._audio) for _f, s, raw in shifted]
+        band = self._value(prints, audio.AudioChromaprintBand.name)
+        if band is not None:
+            tries.append((audio.AudioChromaprintBand.name, 1.0, audio.decode_raw(band), self._band))
         out: list[Evidence] = []
-        for method, scale, raw in tries:
+        for method, scale, raw, index in tries:
             floor = LOOSE_Z if loose else self.thresholds[method]
-            for al in self._audio.search(raw, scale):
+            for al in index.search(raw, scale):
                 z = al.z
                 if z >= floor:
                     score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fingerprints.audio import AudioChromaprint
+from fingerprints.audio import AudioChromaprint, AudioChromaprintBand
 from fingerprints.base import FingerprintType, MediaKind, UnknownFingerprintType
 from fingerprints.image import ImagePHash
 from fingerprints.keypoints import ImageORB
@@ -13,6 +13,7 @@ ALL: tuple[type[FingerprintType], ...] = (
     ImageMultiCropHash,
     ImageORB,
     AudioChromaprint,
+    AudioChromaprintBand,
 )
 _BY_NAME = {t.name: t for t in ALL}
 

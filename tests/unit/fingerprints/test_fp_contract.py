@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from fingerprints.audio import AudioChromaprint
+from fingerprints.audio import AudioChromaprint, AudioChromaprintBand
 from fingerprints.base import FingerprintType, UnknownFingerprintType
 from fingerprints.image import ImagePHash
 from fingerprints.keypoints import ImageORB
@@ -74,3 +74,7 @@ class TestImageORBContract(FingerprintTypeContract):
 
 class TestAudioChromaprintContract(FingerprintTypeContract):
     ftype = AudioChromaprint
+
+
+class TestAudioChromaprintBandContract(FingerprintTypeContract):
+    ftype = AudioChromaprintBand

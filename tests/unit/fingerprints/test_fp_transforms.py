@@ -150,3 +150,27 @@ def test_audio_noise_and_volume(audio_matcher: Matcher, songs: list[np.ndarray])
 def test_quiet_unrelated_audio_does_not_match(audio_matcher: Matcher) -> None:
     drone = 0.05 * np.sin(2 * np.pi * 220 * np.arange(12 * RATE) / RATE).astype(np.float32)
     assert audio_matcher.search(fingerprint_query(encode_audio(drone, "flac"))) == []
+
+
+def _telephone(clip: np.ndarray) -> np.ndarray:
+    """300-3,400 Hz (a brick wall), then 8 kHz sampling: a telephone copy."""
+    spectrum = np.fft.rfft(clip)
+    hz = np.fft.rfftfreq(clip.size, 1 / RATE)
+    spectrum[(hz < 300) | (hz > 3400)] = 0
+    narrow = np.fft.irfft(spectrum, clip.size).astype(np.float32)
+    return resample(_pcm(narrow), RATE / 8000).astype(np.float32) / 32767
+
+
+def test_audio_telephone_band(audio_matcher: Matcher, songs: list[np.ndarray]) -> None:
+    """Found through the band-limited print (the plain print finds at most one of these)."""
+    band = "audio_chromaprint_band"
+    found = 0
+    for i, song in enumerate(songs):
+        clip = _telephone(song[12 * RATE : 24 * RATE])
+        query = fingerprint_query(encode_audio(clip, "flac", 8000))
+        assert all(h.work_id == i for h in audio_matcher.search(query))
+        found += any(
+            ev.method == band and ev.work_id == i and ev.raw >= audio_matcher.thresholds[band]
+            for ev in audio_matcher.evidence(query)
+        )
+    assert found >= 3
