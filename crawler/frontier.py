@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from evidence.models import CrawlUrl, Match, Run
+from evidence.models import CrawlUrl, Match, MediaObject, MediaUrl, Run
 
 T = TypeVar("T")
 MAX_ERROR = 500
@@ -43,13 +43,46 @@ class DbThread:
         self.pool.shutdown(wait=True)
 
 
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def insert_ignore(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on both backends."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert(CrawlUrl) if dialect == "postgresql" else sqlite.insert(CrawlUrl)
-    session.execute(ins.values(list(rows)).on_conflict_do_nothing())
+    session.execute(_insert(session, CrawlUrl).values(list(rows)).on_conflict_do_nothing())
+
+
+def upsert_many(
+    session: Session,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    unique: Sequence[str],
+    update_columns: Sequence[str] = (),
+) -> None:
+    """Many rows in one executemany: INSERT ... ON CONFLICT (unique) DO UPDATE SET the given
+    columns (or DO NOTHING). The statement is the same whatever the row count, so it is
+    compiled once per process; every row must carry the same keys and no key twice."""
+    if not rows:
+        return
+    ins = _insert(session, table)
+    if update_columns:
+        stmt = ins.on_conflict_do_update(
+            index_elements=list(unique), set_={c: ins.excluded[c] for c in update_columns}
+        )
+    else:
+        stmt = ins.on_conflict_do_nothing(index_elements=list(unique))
+    session.execute(stmt, list(rows))
+
+
+CRAWL_URLS = CrawlUrl.__table__
+MEDIA_OBJECTS = MediaObject.__table__
+MEDIA_URLS = MediaUrl.__table__
+FINISH_COLUMNS = ("state", "http_status", "error", "detail", "done_at")
+MEDIA_URL_200 = ("etag", "last_modified", "sha256", "checked_at")
+MEDIA_URL_304 = ("checked_at",)
 
 
 @dataclass
@@ -62,29 +95,63 @@ class Loaded:
 
 
 class Frontier:
-    """Frontier updates are grouped: `queue_pages` and `finish_page` only append to a list that
-    `flush` writes in one transaction (every half second, and at the end), in order, so a page's
-    links are always stored no later than the page's own "done". A kill loses at most the last
-    unflushed updates: those pages are simply fetched again on resume."""
+    """Frontier updates are grouped: `queue_pages`, `finish_page` and `media_rows` only append
+    rows that `flush` writes in one transaction (every half second, and at the end) with one
+    executemany per table, so a crawl costs a few statements per flush rather than a few per
+    page. Within a flush, new pages are inserted before any row is finished, and the media rows
+    with them: a page's links and media are always stored no later than the page's own "done".
+    A kill loses at most the last unflushed updates: those pages are simply fetched again on
+    resume."""
 
     def __init__(self, factory: sessionmaker[Session], run_id: int) -> None:
         self.factory, self.run_id = factory, run_id
-        self._ops: list[Callable[[Session], None]] = []
         self._lock = threading.Lock()
+        self._ops: list[Callable[[Session], None]] = []
+        self._queued: list[dict[str, Any]] = []
+        self._finished: dict[str, dict[str, Any]] = {}  # url_key -> row; the last one wins
+        self._objects: dict[str, dict[str, Any]] = {}  # sha256 -> media_objects row
+        self._urls: dict[str, dict[str, Any]] = {}  # url_key -> media_urls row (200)
+        self._checked: dict[str, dict[str, Any]] = {}  # url_key -> media_urls row (304)
 
     def defer(self, op: Callable[[Session], None]) -> None:
+        """Any other write, run in order after the grouped rows of the same flush."""
         with self._lock:
             self._ops.append(op)
 
+    def pending(self) -> int:
+        with self._lock:
+            return (
+                len(self._ops)
+                + len(self._queued)
+                + len(self._finished)
+                + len(self._objects)
+                + len(self._urls)
+                + len(self._checked)
+            )
+
     def flush(self) -> int:
-        """Write the queued updates in one transaction (on the database thread)."""
+        """Write the grouped updates in one transaction (on the database thread)."""
         with self._lock:
             ops, self._ops = self._ops, []
-        if ops:
-            with self.factory.begin() as session:
-                for op in ops:
-                    op(session)
-        return len(ops)
+            queued, self._queued = self._queued, []
+            finished, self._finished = self._finished, {}
+            objects, self._objects = self._objects, {}
+            urls, self._urls = self._urls, {}
+            checked, self._checked = self._checked, {}
+        count = len(ops) + len(queued) + len(finished) + len(objects) + len(urls) + len(checked)
+        if not count:
+            return 0
+        with self.factory.begin() as session:
+            upsert_many(session, CRAWL_URLS, queued, ("run_id", "url_key"))
+            upsert_many(session, MEDIA_OBJECTS, list(objects.values()), ("sha256",))
+            upsert_many(session, MEDIA_URLS, list(urls.values()), ("url_key",), MEDIA_URL_200)
+            upsert_many(session, MEDIA_URLS, list(checked.values()), ("url_key",), MEDIA_URL_304)
+            upsert_many(
+                session, CRAWL_URLS, list(finished.values()), ("run_id", "url_key"), FINISH_COLUMNS
+            )
+            for op in ops:
+                op(session)
+        return count
 
     def load(self) -> Loaded:
         out = Loaded()
@@ -105,18 +172,46 @@ class Frontier:
     def queue_pages(self, pages: Sequence[tuple[str, str, int]], parent: str | None) -> None:
         """Queue new pages (already de-duplicated and within the page cap by the caller)."""
         rows = [
-            {
-                "run_id": self.run_id,
-                "url_key": key,
-                "url": url,
-                "kind": "page",
-                "depth": depth,
-                "state": "queued",
-                "detail": {"parent": parent} if parent else {},
-            }
+            self._row(
+                key,
+                url,
+                "page",
+                depth,
+                "queued",
+                None,
+                None,
+                {"parent": parent} if parent else {},
+                None,
+            )
             for url, key, depth in pages
         ]
-        self.defer(lambda session: insert_ignore(session, rows))
+        with self._lock:
+            self._queued.extend(rows)
+
+    def _row(
+        self,
+        key: str,
+        url: str,
+        kind: str,
+        depth: int,
+        state: str,
+        http_status: int | None,
+        error: str | None,
+        detail: dict[str, Any],
+        done_at: datetime | None,
+    ) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "url_key": key,
+            "url": url,
+            "kind": kind,
+            "depth": depth,
+            "state": state,
+            "http_status": http_status,
+            "error": error[:MAX_ERROR] if error else None,
+            "detail": detail,
+            "done_at": done_at,
+        }
 
     def finish_page(
         self,
@@ -128,21 +223,29 @@ class Frontier:
         detail: dict[str, Any],
         url: str = "",
         depth: int = 0,
+        kind: str = "page",
     ) -> None:
-        """Mark a page done or failed (inserting it when it was never queued, e.g. a seed)."""
-        self.defer(
-            lambda session: self.finish_in(
-                session,
-                key,
-                kind="page",
-                state=state,
-                http_status=http_status,
-                error=error,
-                detail=detail,
-                url=url,
-                depth=depth,
-            )
-        )
+        """Mark a page (or media URL) done or failed, inserting it when it was never queued
+        (e.g. a seed, a media file); `url`, `kind` and `depth` count for that insert only."""
+        row = self._row(key, url, kind, depth, state, http_status, error, detail, datetime.now(UTC))
+        with self._lock:
+            self._finished.pop(key, None)  # keep the order of the updates
+            self._finished[key] = row
+
+    def media_rows(
+        self,
+        *,
+        media_object: dict[str, Any] | None = None,
+        media_url: dict[str, Any] | None = None,
+        revalidated: bool = False,
+    ) -> None:
+        """A fetched file's `media_objects` row (kept when its bytes are known) and its URL's
+        validators in `media_urls` (only `checked_at` moves when `revalidated`, a 304)."""
+        with self._lock:
+            if media_object is not None:
+                self._objects.setdefault(media_object["sha256"], media_object)
+            if media_url is not None:
+                (self._checked if revalidated else self._urls)[media_url["url_key"]] = media_url
 
     def finish_in(
         self,
@@ -157,31 +260,9 @@ class Frontier:
         url: str,
         depth: int = 0,
     ) -> None:
-        insert_ignore(
-            session,
-            [
-                {
-                    "run_id": self.run_id,
-                    "url_key": key,
-                    "url": url,
-                    "kind": kind,
-                    "depth": depth,
-                    "state": "queued",
-                    "detail": {},
-                }
-            ],
-        )
-        session.execute(
-            update(CrawlUrl)
-            .where(CrawlUrl.run_id == self.run_id, CrawlUrl.url_key == key)
-            .values(
-                state=state,
-                http_status=http_status,
-                error=error[:MAX_ERROR] if error else None,
-                detail=detail,
-                done_at=datetime.now(UTC),
-            )
-        )
+        """`finish_page` at once, inside the caller's transaction."""
+        row = self._row(key, url, kind, depth, state, http_status, error, detail, datetime.now(UTC))
+        upsert_many(session, CRAWL_URLS, [row], ("run_id", "url_key"), FINISH_COLUMNS)
 
     def abandon_queued(self, reason: str) -> int:
         """At a normal end, pages still queued were dropped by a filter (offsite redirect...)."""
