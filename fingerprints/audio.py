@@ -44,6 +44,50 @@ I16 = npt.NDArray[np.int16]
 U32 = npt.NDArray[np.uint32]
 
 
+class _Batcher:
+    """Resample decoded frames to mono s16 at SAMPLE_RATE in batches of ~BATCH samples.
+
+    Codecs hand out small frames (Vorbis 128-1,024 samples, MP3 1,152): resampling each one
+    costs more in per-call overhead than the resampling itself, so frames of one format are
+    joined into a large frame first (a format, layout or rate change starts a new batch).
+    """
+
+    BATCH = 1 << 16
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._parts: list[npt.NDArray[np.generic]] = []
+        self._key: tuple[str, str, int] | None = None
+        self._size = 0
+
+    def add(self, frame: av.AudioFrame) -> list[I16]:
+        key = (frame.format.name, frame.layout.name, int(frame.sample_rate or 0))
+        out = self._emit() if key != self._key and self._parts else []
+        self._key = key
+        self._parts.append(frame.to_ndarray())
+        self._size += frame.samples
+        if self._size >= self.BATCH:
+            out += self._emit()
+        return out
+
+    def _emit(self) -> list[I16]:
+        assert self._key is not None
+        fmt, layout, rate = self._key
+        joined = np.concatenate(self._parts, axis=1) if len(self._parts) > 1 else self._parts[0]
+        self._parts, self._size = [], 0
+        big = av.AudioFrame.from_ndarray(np.ascontiguousarray(joined), format=fmt, layout=layout)
+        big.sample_rate = rate
+        return [_mono16(o) for o in self._resampler.resample(big)]
+
+    def flush(self) -> list[I16]:
+        out = self._emit() if self._parts else []
+        return out + [_mono16(o) for o in self._resampler.resample(None)]
+
+
+def _mono16(frame: av.AudioFrame) -> I16:
+    return np.asarray(frame.to_ndarray(), np.int16).reshape(-1)
+
+
 def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
     """Mono s16 samples at SAMPLE_RATE of the first max_seconds; raise Unfingerprintable."""
     sniffed = sniff(data)
@@ -66,17 +110,15 @@ def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
             ctx = stream.codec_context
             if (ctx.channels or 0) > MAX_CHANNELS or (ctx.sample_rate or 0) > MAX_RATE:
                 raise Unfingerprintable("too many channels or too high a sample rate")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            resampler = _Batcher()
             for frame in box.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = np.asarray(out.to_ndarray(), np.int16).reshape(-1)
+                for chunk in resampler.add(frame):
                     chunks.append(chunk)
                     have += chunk.size
                 if have >= limit:
                     break
             else:
-                for out in resampler.resample(None):
-                    chunks.append(np.asarray(out.to_ndarray(), np.int16).reshape(-1))
+                chunks.extend(resampler.flush())
     except Unfingerprintable:
         raise
     except Exception as exc:
