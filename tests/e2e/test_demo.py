@@ -3,8 +3,12 @@ and an evidence pack that verifies offline."""
 
 from __future__ import annotations
 
+import json
+import re
 import zipfile
 from pathlib import Path
+
+from crawler.browser import CHROMIUM
 
 
 def test_demo_finds_the_planted_copies(rw) -> None:  # type: ignore[no-untyped-def]
@@ -21,8 +25,20 @@ def test_demo_finds_the_planted_copies(rw) -> None:  # type: ignore[no-untyped-d
     assert evidence["problems"] == []
     pack = Path(evidence["pack"])
     with zipfile.ZipFile(pack) as zf:
-        assert "report.html" in zf.namelist()
-    assert Path(evidence["report"]).read_text().startswith("<!")
+        names = zf.namelist()
+        manifest = json.loads(zf.read("manifest.json"))
+    assert "report.html" in names
+    shots = [c["custody"]["screenshot"] for c in manifest["captures"]]
+    if Path(CHROMIUM).exists():  # each matched page rendered and captured
+        assert all(s["taken"] for s in shots), shots
+        assert len([n for n in names if n.startswith("screenshots/")]) == len(shots)
+    else:
+        assert all(s["reason"] for s in shots)
+    # The report the user is pointed at, beside the pack, shows its images on its own.
+    report = Path(evidence["report"]).read_text()
+    assert report.startswith("<!")
+    assert not re.search(r'src="(works|found|screenshots)/', report)
+    assert "data:image/" in report
     verdict = rw.ok("evidence", "verify", pack)  # the CLI agrees, offline
     assert verdict["ok"] is True
     # A second demo registers nothing new and finds the same four uses again.
