@@ -19,9 +19,14 @@ redirect hop) for the runner to record as the URL's error; stats: `netpolicy/ref
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from time import monotonic
 from typing import Any, Self
+from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
+from scrapy.core.downloader import Downloader, Slot
 from scrapy.crawler import Crawler
 from scrapy.exceptions import (
     CannotResolveHostError,
@@ -34,10 +39,12 @@ from scrapy.exceptions import (
 )
 from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
+from scrapy.utils.asyncio import call_later
+from scrapy.utils.defer import _schedule_coro
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
-from crawler.netpolicy import Blocked, Network, check_url
+from crawler.netpolicy import Blocked, Network, check_host, check_url
 from crawler.resolver import REFUSALS, allowed_networks
 from crawler.urls import trap_reason
 
@@ -114,6 +121,10 @@ class NetPolicyMiddleware:
             check_url(request.url, self.allowed)
         except Blocked as exc:
             raise self._refuse(request, str(exc)) from None
+        if "download_slot" not in request.meta:
+            # One politeness slot per canonical host (C11): `EXAMPLE.org.`, `example.org`
+            # and `xn--…` spellings share the per-host concurrency cap and delay.
+            request.meta["download_slot"] = canonical_host(request.url)
 
 
 class NetPolicyErrorMiddleware(NetPolicyMiddleware):
@@ -143,6 +154,137 @@ class NetPolicyErrorMiddleware(NetPolicyMiddleware):
             self.crawler.stats.inc_value("netpolicy/robots_error")
             logger.info("%(reason)s", {"reason": reason, "url": request.url})
             raise IgnoreRequest(reason) from None
+
+
+class CappedDownloader(Downloader):
+    """Scrapy's downloader with the per-host cap made to hold (C11).
+
+    Scrapy 2.19 marks a request as transferring only when its download task starts, after
+    `_process_queue` has already compared the slot's transferring count with its cap: a
+    burst of queued requests (say, released together once robots.txt is read) all leave
+    the queue at once, and a server saw 16 at a time against a cap of 8. Here a request
+    counts as transferring from the moment it leaves the queue (`_download` adds it again,
+    a set, and removes it when it ends)."""
+
+    def _process_queue(self, slot: Slot) -> None:
+        if slot.latercall:
+            return
+        now = monotonic()
+        delay = slot.download_delay()
+        if delay:
+            penalty = delay - now + slot.lastseen
+            if penalty > 0:
+                slot.latercall = call_later(penalty, self._latercall, slot)
+                return
+        while slot.queue and slot.free_transfer_slots() > 0:
+            slot.lastseen = now
+            request, queue_dfd = slot.queue.popleft()
+            slot.transferring.add(request)  # counted now, not when the task starts
+            _schedule_coro(self._wait_for_download(slot, request, queue_dfd))
+            if delay:
+                self._process_queue(slot)
+                break
+
+
+class RetryAfterMiddleware:
+    """429/503 with `Retry-After` (seconds or an HTTP date): the host's slot waits that long
+    before its next request (capped at `RETRY_AFTER_MAX_S`, 60 s; more than the cap and the
+    URL fails as "HTTP 429" without a retry). RetryMiddleware (550, after this one on the
+    way back) then retries as usual, within RETRY_TIMES. Each wait is kept in
+    `request.meta["rw_retry_after"]` (recorded with the URL) and counted in
+    `retry_after/honoured`."""
+
+    def __init__(self, crawler: Crawler, cap_s: float) -> None:
+        self.crawler, self.cap_s = crawler, cap_s
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler, crawler.settings.getfloat("RETRY_AFTER_MAX_S", 60.0))
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if response.status not in (429, 503):
+            return response
+        wait = retry_after_s(response.headers.get(b"Retry-After"))
+        if wait is None:
+            return response
+        assert self.crawler.stats is not None
+        waits = [*request.meta.get("rw_retry_after", []), round(wait, 3)]
+        request.meta["rw_retry_after"] = waits
+        if wait > self.cap_s:
+            self.crawler.stats.inc_value("retry_after/over_cap")
+            request.meta["dont_retry"] = True
+            return response
+        downloader = getattr(self.crawler.engine, "downloader", None)
+        key = request.meta.get("download_slot")
+        slot = downloader.slots.get(key) if downloader is not None and key else None
+        if slot is not None:
+            slot.delay = max(slot.delay, wait)
+        self.crawler.stats.inc_value("retry_after/honoured")
+        logger.info(
+            "HTTP %(status)s with Retry-After: %(wait).1f s before the next request to %(host)s",
+            {"status": response.status, "wait": wait, "host": key},
+        )
+        return response
+
+
+def retry_after_s(value: bytes | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def canonical_host(url: str) -> str:
+    """The host a politeness slot is keyed on: lower case, IDNA, no trailing dot."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return check_host(host, ())
+    except Blocked:
+        return host.rstrip(".").lower()
+
+
+class OffsiteRedirectMiddleware:
+    """A redirect out of the spider's allowed domains is not followed (C11): the 3xx fails
+    the URL with "offsite redirect not followed: to HOST" (its chain in
+    `meta["redirect_urls"]`), before RedirectMiddleware (600) would build the hop that
+    Scrapy's OffsiteMiddleware then drops without a word. Hosts compare canonical (lower
+    case, IDNA, no trailing dot). Requests with `allow_offsite` (media) may leave."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        location = response.headers.get(b"Location")
+        domains = getattr(self.crawler.spider, "allowed_domains", None)
+        if (
+            not location
+            or response.status not in (301, 302, 303, 307, 308)
+            or not domains
+            or request.dont_filter
+            or request.meta.get("allow_offsite")
+        ):
+            return response
+        target = urljoin(request.url, location.decode("latin-1").strip())
+        host = canonical_host(target)
+        if any(host == d or host.endswith("." + d) for d in domains):
+            return response
+        request.meta["redirect_urls"] = [*request.meta.get("redirect_urls", []), target]
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value("offsite/redirect_refused")
+        raise IgnoreRequest(f"offsite redirect not followed: to {host} ({target[:200]})")
 
 
 class DrainMiddleware:

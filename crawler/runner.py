@@ -133,9 +133,11 @@ def normalize_domain(value: str) -> str:
 
 
 def default_domains(seeds: Sequence[str]) -> list[str]:
+    from crawler.urls import canonical_host
+
     hosts: list[str] = []
     for seed in seeds:
-        host = (urlsplit(seed).hostname or "").rstrip(".").lower()
+        host = canonical_host(urlsplit(seed).hostname or "")  # as links are judged (C11)
         if host and host not in hosts:
             hosts.append(host)
     return hosts

@@ -28,8 +28,14 @@ Every cap, and what happens at it (HOSTILE.md rows in brackets):
   segments, a segment more than twice, more than 32 query parameters: the link is dropped,
   stat `trap/rejected` (C2, C3).
 - `ROBOTSTXT_OBEY` = True (per watch `--ignore-robots`) (C9).
-- `CONCURRENT_REQUESTS_PER_DOMAIN` = 8, AutoThrottle on (start 0 s, target 8, max delay
-  10 s) (C11). `RETRY_TIMES` = 2; policy refusals are never retried.
+- `CONCURRENT_REQUESTS_PER_DOMAIN` = 8 whatever the project asks for (merged last),
+  one slot per canonical host (`meta["download_slot"]`: lower case, IDNA, no trailing dot),
+  `DOWNLOADER` = `crawler.middlewares.CappedDownloader` (Scrapy's let bursts past the cap),
+  AutoThrottle on (start 0 s, target 8, max delay 10 s) (C11). The cap is per crawl
+  process: two processes crawling one host at once each keep to it (README). 429/503 with
+  `Retry-After` delay the host's next request by that much (`RETRY_AFTER_MAX_S` = 60 s;
+  more: no retry), stat `retry_after/honoured`. `RETRY_TIMES` = 2; policy refusals are
+  never retried.
 - `REMOTE_CONTROL_ENABLED` = `TELNETCONSOLE_ENABLED` = False: Scrapy 2.19 otherwise opens a
   loopback listener that runs posted Python code; a crawler of hostile pages has none.
 """
@@ -54,6 +60,8 @@ SAFETY_SETTINGS: dict[str, Any] = {
     "DOWNLOADER_MIDDLEWARES": {
         "crawler.middlewares.NetPolicyMiddleware": 10,
         "crawler.middlewares.NetPolicyErrorMiddleware": 990,
+        # Back on the way out, before RetryMiddleware (550) decides to retry.
+        "crawler.middlewares.RetryAfterMiddleware": 560,
         "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
     },
     "SPIDER_MIDDLEWARES": {"crawler.middlewares.TrapMiddleware": 550},
@@ -75,6 +83,8 @@ SAFETY_SETTINGS: dict[str, Any] = {
     # Politeness.
     "ROBOTSTXT_OBEY": True,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    "DOWNLOADER": "crawler.middlewares.CappedDownloader",  # the per-host cap holds in bursts
+    "RETRY_AFTER_MAX_S": 60.0,
     "AUTOTHROTTLE_ENABLED": True,
     "AUTOTHROTTLE_START_DELAY": 0.0,
     "AUTOTHROTTLE_TARGET_CONCURRENCY": 8.0,

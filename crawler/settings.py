@@ -37,8 +37,12 @@ RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
-# A first SIGTERM drains (crawler.middlewares.DrainMiddleware); the policy's are merged on top.
-DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.DrainMiddleware": 5}
+# A first SIGTERM drains; an offsite redirect is refused with a reason (crawler.middlewares).
+# The network policy's middlewares (crawler.safety) are merged on top.
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.DrainMiddleware": 5,
+    "crawler.middlewares.OffsiteRedirectMiddleware": 650,  # sees a 3xx before RedirectMiddleware
+}
 
 # The frontier lives in the database (crawler.frontier), which de-duplicates on canonical URLs.
 DUPEFILTER_CLASS = "scrapy.dupefilters.BaseDupeFilter"

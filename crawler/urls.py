@@ -56,6 +56,11 @@ def _host(host: str) -> str:
         return host
 
 
+def canonical_host(host: str) -> str:
+    """Lower case, IDNA (punycode), no trailing dot: how scope and politeness see a host."""
+    return _host(host)
+
+
 def canonicalize(url: str) -> str:
     """The canonical spelling of `url`; equal for URLs that name the same resource."""
     url = _PATH_SESSION.sub("", url)

@@ -93,6 +93,8 @@ def describe_failure(failure: Failure) -> tuple[str, int | None]:
     if isinstance(exc, IgnoreRequest):
         if "robots.txt" in low:
             return "forbidden by robots.txt", None
+        if "offsite redirect" in low:  # a hop out of the allowed domains (C11)
+            return text, None
         if "redirect" in low:
             return f"redirect limit: {text}", None
         return text or "request ignored", None
@@ -131,6 +133,7 @@ class WatchSpider(scrapy.Spider):
         self.media_count = 0
         self.close_reason: str | None = None
         self.fatal: str | None = None
+        self.retry_waits: dict[str, list[float]] = {}  # Retry-After waits per page key
         self.draining = False  # a first SIGTERM/SIGINT: no new pages (DrainMiddleware)
         self.stopped_now = False  # a second one: the reactor was stopped
 
@@ -233,6 +236,8 @@ class WatchSpider(scrapy.Spider):
 
     async def parse(self, response: Response) -> AsyncIterator[Any]:
         key, depth = response.meta["rw_key"], int(response.meta["rw_depth"])
+        if response.meta.get("rw_retry_after"):
+            self.retry_waits[key] = list(response.meta["rw_retry_after"])
         self.crawler.stats.inc_value("rightswatch/pages_fetched")
         final_host = urlsplit(response.url).hostname or ""
         if response.meta.get("redirect_urls") and not host_in(final_host, self.cfg.allow_domains):
@@ -429,6 +434,9 @@ class WatchSpider(scrapy.Spider):
     async def _page_complete(self, ref: PageRef) -> None:
         self.pages_open.pop(ref.key, None)
         detail: dict[str, Any] = {"media_matches": ref.matches}
+        waits = self.retry_waits.pop(ref.key, None)
+        if waits:
+            detail["retry_after_s"] = waits
         if ref.exchange.redirect_chain:
             detail["redirect_chain"] = ref.exchange.redirect_chain
         (
@@ -450,6 +458,9 @@ class WatchSpider(scrapy.Spider):
         detail: dict[str, Any] = {}
         if response.meta.get("redirect_urls"):
             detail["redirect_chain"] = [*response.meta["redirect_urls"], response.url]
+        self.retry_waits.pop(key, None)
+        if response.meta.get("rw_retry_after"):
+            detail["retry_after_s"] = list(response.meta["rw_retry_after"])
         (
             self.frontier.finish_page(
                 key,
@@ -473,6 +484,8 @@ class WatchSpider(scrapy.Spider):
         redirects = request.meta.get("redirect_urls")
         if redirects:
             detail["redirect_chain"] = [*redirects, request.url]
+        if request.meta.get("rw_retry_after"):
+            detail["retry_after_s"] = list(request.meta["rw_retry_after"])
         self.crawler.stats.inc_value("rightswatch/errors")
         key = request.meta["rw_key"]
         (

@@ -103,6 +103,7 @@ def crawl(tmp_path: Path) -> Any:
         allow: tuple[str, ...] = ("127.0.0.1/32",),
         env: dict[str, str] | None = None,
         render_js: bool = False,
+        project: dict[str, Any] | None = None,
     ) -> CrawlResult:
         config = {
             "urls": urls,
@@ -111,6 +112,7 @@ def crawl(tmp_path: Path) -> Any:
             "fake_dns": fake_dns or {},
             "allow": list(allow),
             "render_js": render_js,
+            "project": project or {},
         }
         cfg, out = tmp_path / "config.json", tmp_path / "result.json"
         cfg.write_text(json.dumps(config))

@@ -138,6 +138,7 @@ def main() -> None:
         "AUTOTHROTTLE_ENABLED": False,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
     }
+    base.update(config.get("project", {}))  # what a project or watch asks for: safety wins
     settings = merge_into(base, config.get("allow", []), user_agent="rightswatch-test/1")
     settings.update(config.get("settings", {}))
     render = bool(config.get("render_js"))

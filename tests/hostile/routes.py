@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from urllib.parse import unquote
 
 from hostile.server import Exchange, HostileServer, bomb, rst
 
@@ -127,6 +129,65 @@ def install_c2_c3(srv: HostileServer) -> None:
         await ex.respond(200, big)
 
 
+def install_c2_live(srv: HostileServer) -> None:
+    """C2 for the real spider: a fresh session id on every link of every answer, and an
+    iframe that embeds the next iframe for ever."""
+
+    @srv.route("/c2/sess/*")
+    async def session_site(ex: Exchange) -> None:
+        sid = os.urandom(8).hex()
+        await ex.respond(
+            200,
+            html(
+                f'<a href="/c2/sess/page;jsessionid={sid}">page</a>'
+                f'<a href="/c2/sess/page?PHPSESSID={sid}">page again</a>'
+                f'<a href="/c2/sess/other?sid={sid}&x=1">other</a>'
+                f'<a href="/c2/sess/other?x=1&SID={sid.upper()}">other again</a>'
+            ),
+        )
+
+    @srv.route("/c2/frame")
+    async def frame(ex: Exchange) -> None:
+        n = query_int(ex, "n")
+        await ex.respond(200, html(f'<iframe src="/c2/frame?n={n + 1}"></iframe>'))
+
+
+def install_c11(srv: HostileServer) -> None:
+    """C11: a gallery of slow images counting concurrent requests on the server side; a
+    host that answers 429 with Retry-After once per URL; a redirect to another host."""
+
+    @srv.route("/c11/gallery")
+    async def gallery(ex: Exchange) -> None:
+        await ex.respond(200, html("".join(f'<img src="/c11/slow/{i}.jpg">' for i in range(40))))
+
+    @srv.route("/c11/slow/*")
+    async def slow(ex: Exchange) -> None:
+        # Counted from arrival until just before the answer: the client cannot reuse that
+        # slot before the answer, so this never over-counts (a loaded machine can delay the
+        # server's bookkeeping after it answered, not before).
+        srv.active["/c11/slow"] += 1
+        srv.max_active["/c11/slow"] = max(srv.max_active["/c11/slow"], srv.active["/c11/slow"])
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            srv.active["/c11/slow"] -= 1
+        await ex.respond(200, b"not an image", {"Content-Type": "image/jpeg"})
+
+    @srv.route("/c11/busy")
+    async def busy(ex: Exchange) -> None:
+        times = srv.times.setdefault(ex.path, [])
+        times.append(time.monotonic())
+        if len(times) == 1:
+            await ex.respond(429, b"slow down", {"Retry-After": "2"}, reason="Too Many Requests")
+        else:
+            await ex.respond(200, OK_PAGE)
+
+    @srv.route("/c11/offsite")
+    async def offsite(ex: Exchange) -> None:
+        target = unquote(ex.path.partition("?to=")[2])
+        await ex.respond(302, b"", {"Location": target}, reason="Found")
+
+
 def install_c4(srv: HostileServer) -> None:
     @srv.route("/c4/huge-cl")
     async def huge(ex: Exchange) -> None:
@@ -153,7 +214,14 @@ def install_c4(srv: HostileServer) -> None:
         await ex.send(b"o" * 200)
 
 
-BOMBS = {"gzip": "gzip", "deflate": "deflate", "br": "br", "gzipgzip": "gzip, gzip", "svg": "gzip"}
+BOMBS = {
+    "gzip": "gzip",
+    "deflate": "deflate",
+    "br": "br",
+    "zstd": "zstd",
+    "gzipgzip": "gzip, gzip",
+    "svg": "gzip",
+}
 
 
 def install_c5(srv: HostileServer) -> None:
@@ -306,6 +374,8 @@ def install_all(srv: HostileServer, trip_port: int) -> None:
     install_basic(srv)
     install_c1(srv)
     install_c2_c3(srv)
+    install_c2_live(srv)
+    install_c11(srv)
     install_c4(srv)
     install_c5(srv)
     install_c6(srv)

@@ -72,6 +72,9 @@ class HostileServer:
         self.hits: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.client_closed: Counter[str] = Counter()
+        self.active: Counter[str] = Counter()  # requests being answered now, per route group
+        self.max_active: Counter[str] = Counter()  # the most at once (C11's server-side counter)
+        self.times: dict[str, list[float]] = {}  # monotonic arrival times, for routes that ask
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -209,13 +212,19 @@ def _deflate_stream(wbits: int, size: int) -> bytes:
 
 @cache
 def bomb(encoding: str) -> bytes:
-    """BOMB_SIZE zero bytes compressed with `encoding` (gzip, deflate, br, or 'gzip, gzip')."""
+    """BOMB_SIZE zero bytes compressed with `encoding` (gzip, deflate, br, zstd, 'gzip, gzip')."""
     if encoding == "gzip":
         return _deflate_stream(31, BOMB_SIZE)
     if encoding == "deflate":
         return _deflate_stream(15, BOMB_SIZE)
     if encoding == "br":
         return bytes(brotli.compress(bytes(BOMB_SIZE), quality=5))
+    if encoding == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]
+        except ImportError:
+            from backports import zstd
+        return bytes(zstd.compress(bytes(BOMB_SIZE), level=3))
     if encoding == "gzip, gzip":
         inner = bomb("gzip")
         comp = zlib.compressobj(9, zlib.DEFLATED, 31)
