@@ -176,9 +176,10 @@ class WatchSpider(scrapy.Spider):
         )
 
     def _stop_now(self, signum: int) -> None:
-        from twisted.internet import reactor
+        from twisted.internet import reactor as installed
 
         log.warning("%(sig)s again: stopping at once", {"sig": signal.Signals(signum).name})
+        reactor: Any = installed  # typed as the module, not the reactor installed in it
         with contextlib.suppress(RuntimeError):
             reactor.stop()
 
