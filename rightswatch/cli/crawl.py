@@ -43,8 +43,10 @@ def crawl_cmd(
 
     Fetches the pages, discovers and downloads their images and audio, fingerprints and
     matches them. Exit 0 when the run finished (even with per-URL errors, counted in
-    `errors`); 1 when every seed was refused by the network policy or the run failed.
-    Re-running an interrupted run with --run-id N resumes it where it stopped.
+    `errors`); 1 when every seed was refused by the network policy (one line naming each
+    address class), the run failed or it was interrupted; 2 for a malformed URL. A first
+    SIGTERM or Ctrl-C finishes the pages in flight, a second stops at once. Re-running an
+    interrupted run with --run-id N resumes it where it stopped.
     """
     from crawler.runner import (
         config_for_watch,
