@@ -97,3 +97,6 @@ class RunContext:
     previous_sha: dict[str, str] = field(default_factory=dict)
     capture: dict[str, Any] = field(default_factory=dict)  # user agent, versions, config hash
     robots: Any = None  # crawler.progress.RobotsLog
+    # sha256 -> (prints, reason) of the files fingerprinted in this run; (None, None) once a
+    # file matched nothing: its prints are dropped, so memory stays flat with distinct files.
+    fingerprinted: dict[str, tuple[Any, str | None]] = field(default_factory=dict)

@@ -81,7 +81,7 @@ class FingerprintPipeline:
     def __init__(self, crawler: Crawler, workers: int) -> None:
         self.crawler = crawler
         self.pool = FingerprintPool(workers)
-        self.by_sha: dict[str, tuple[Any, str | None]] = {}
+        self.by_sha: dict[str, tuple[Any, str | None]] = _ctx(crawler).fingerprinted
         self.previous: dict[str, str] = _ctx(crawler).previous_sha
 
     @classmethod
@@ -126,7 +126,9 @@ class FingerprintPipeline:
             self.by_sha[item.sha256] = cached
             stats.inc_value("fingerprint/computed")
         item.prints, reason = cached
-        if item.prints is None:
+        if item.prints is None and reason is None:
+            stats.inc_value("fingerprint/known_unmatched")  # same bytes matched nothing before
+        elif item.prints is None:
             item.error = reason or "undecodable"
             stats.inc_value("fingerprint/unfingerprintable")
         return item
@@ -138,6 +140,7 @@ class MatchPipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.index: CatalogueIndex = _ctx(crawler).index
+        self.fingerprinted = _ctx(crawler).fingerprinted
         # Searching (OpenCV releases the GIL) runs beside the reactor, never on it.
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rw-match")
 
@@ -154,6 +157,11 @@ class MatchPipeline:
             item.hits = await loop.run_in_executor(self.thread, self.index.search, item.prints)
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("match/hit" if item.hits else "match/none")
+            if not item.hits and item.sha256:
+                # Only a matched file's prints are needed later (its evidence, later pages):
+                # the same bytes seen again in this run are known to match nothing.
+                self.fingerprinted[item.sha256] = (None, None)
+                item.prints = None
             if item.hits and item.exchange is not None:
                 # Only matched files: the notices a copy kept or lost (the file already decoded
                 # safely in the sandbox; this reads metadata, never pixels or samples).
