@@ -115,3 +115,28 @@ def test_c11_asked_concurrency_100_keeps_the_per_host_cap(site: Site, crawl: Any
     assert len(result.results) == len(urls)
     assert 2 <= site.server.max_active["/c11/slow"] <= 8
     assert "Traceback" not in result.stderr
+
+
+def test_c11_scope_is_decided_on_the_canonical_host() -> None:
+    """IDN, upper case and a trailing dot: the watch's domain, its links' hosts and the
+    politeness slot are all the canonical (punycode, lower case, dotless) host."""
+    from urllib.parse import urlsplit
+
+    from crawler.middlewares import canonical_host
+    from crawler.runner import make_config
+    from crawler.spiders.watch import canonical, host_in
+
+    cfg = make_config(["http://BÜCHER.Example./a"])
+    assert cfg.allow_domains == ["xn--bcher-kva.example"]
+    for link in [
+        "http://bücher.example/x",
+        "http://XN--BCHER-KVA.EXAMPLE./x",
+        "http://Bücher.EXAMPLE:80/x",
+        "http://shop.BÜCHER.example./x",
+    ]:
+        canon, _key = canonical(link)
+        assert host_in(urlsplit(canon).hostname or "", cfg.allow_domains), canon
+        assert canonical_host(link).endswith("xn--bcher-kva.example")
+    for offsite in ["http://bücher.example.evil.test/", "http://xn--bcher-kva.example.evil/"]:
+        canon, _key = canonical(offsite)
+        assert not host_in(urlsplit(canon).hostname or "", cfg.allow_domains), canon
