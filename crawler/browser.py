@@ -21,10 +21,13 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,50 +106,72 @@ def screenshot(
 def _render(
     url: str, allowed: tuple[Network, ...], timeout_s: float, executable: str = CHROMIUM
 ) -> tuple[bytes, dict[str, Any]]:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import FloatRect, ViewportSize, sync_playwright
+    from playwright.sync_api import sync_playwright
 
-    timeout_ms = timeout_s * 1000
     with GuardedProxy(allowed) as proxy, sync_playwright() as pw:
+        browser = _launch(pw, proxy, timeout_s, executable)
         try:
-            options = launch_options(proxy.url) | {"executable_path": executable}
-            browser = pw.chromium.launch(**options, timeout=timeout_ms)
-        except PlaywrightError as exc:
-            raise RenderError(f"chromium did not start: {_first_line(exc)}") from None
-        try:
-            context = browser.new_context(
-                viewport=ViewportSize(width=VIEWPORT["width"], height=VIEWPORT["height"]),
-                accept_downloads=False,
-                service_workers="block",
-            )
-            page = context.new_page()
-            page.set_default_timeout(timeout_ms)
-            response = page.goto(url, wait_until="load", timeout=timeout_ms)
-            height = int(page.evaluate("document.documentElement.scrollHeight") or 0)
-            truncated = height > MAX_SCREENSHOT_HEIGHT
-            clip = FloatRect(x=0, y=0, width=VIEWPORT["width"], height=MAX_SCREENSHOT_HEIGHT)
-            png = page.screenshot(
-                full_page=True, type="png", timeout=timeout_ms, clip=clip if truncated else None
-            )
-            meta: dict[str, Any] = {
-                "url": url,
-                "final_url": page.url,
-                "status": response.status if response is not None else None,
-                "title": page.title()[:500],
-                "viewport": dict(VIEWPORT),
-                "full_page": True,
-                "page_height": height,
-                "truncated": truncated,
-                "browser": "chromium",
-                "browser_version": browser.version,
-                "user_agent": page.evaluate("navigator.userAgent"),
-                "egress_refused": list(proxy.refused)[:100],
-            }
-            return png, meta
-        except PlaywrightError as exc:
-            raise RenderError(f"rendering {url[:200]} failed: {_first_line(exc)}") from None
+            return _shoot(browser, proxy, url, timeout_s)
         finally:
             browser.close()
+
+
+def _launch(pw: Any, proxy: GuardedProxy, timeout_s: float, executable: str) -> Any:
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        options = launch_options(proxy.url) | {"executable_path": executable}
+        return pw.chromium.launch(**options, timeout=timeout_s * 1000)
+    except PlaywrightError as exc:
+        raise RenderError(f"chromium did not start: {_first_line(exc)}") from None
+
+
+def _shoot(
+    browser: Any, proxy: GuardedProxy, url: str, timeout_s: float
+) -> tuple[bytes, dict[str, Any]]:
+    """One page in a fresh browser context (no cookies or cache shared with other pages)."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import FloatRect, ViewportSize
+
+    timeout_ms = timeout_s * 1000
+    proxy.refused.clear()
+    context = None
+    try:
+        context = browser.new_context(
+            viewport=ViewportSize(width=VIEWPORT["width"], height=VIEWPORT["height"]),
+            accept_downloads=False,
+            service_workers="block",
+        )
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        response = page.goto(url, wait_until="load", timeout=timeout_ms)
+        height = int(page.evaluate("document.documentElement.scrollHeight") or 0)
+        truncated = height > MAX_SCREENSHOT_HEIGHT
+        clip = FloatRect(x=0, y=0, width=VIEWPORT["width"], height=MAX_SCREENSHOT_HEIGHT)
+        png = page.screenshot(
+            full_page=True, type="png", timeout=timeout_ms, clip=clip if truncated else None
+        )
+        meta: dict[str, Any] = {
+            "url": url,
+            "final_url": page.url,
+            "status": response.status if response is not None else None,
+            "title": page.title()[:500],
+            "viewport": dict(VIEWPORT),
+            "full_page": True,
+            "page_height": height,
+            "truncated": truncated,
+            "browser": "chromium",
+            "browser_version": browser.version,
+            "user_agent": page.evaluate("navigator.userAgent"),
+            "egress_refused": list(proxy.refused)[:100],
+        }
+        return png, meta
+    except PlaywrightError as exc:
+        raise RenderError(f"rendering {url[:200]} failed: {_first_line(exc)}") from None
+    finally:
+        if context is not None:
+            with contextlib.suppress(PlaywrightError):
+                context.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -170,7 +195,10 @@ class PageScreenshots:
     """Full-page screenshots of the pages a crawl records evidence for, once per page URL.
 
     `mode` is RIGHTSWATCH_SCREENSHOTS: "auto" takes them when `chromium` exists, "off" never.
-    One child process at a time (a browser is the largest thing a crawl runs).
+    One worker process (`python -m crawler.browser`, its own process group) keeps one browser
+    for the whole crawl and renders one page at a time, each in a fresh browser context; a
+    page that takes longer than `wall_s` gets the worker killed (browser and all) and the next
+    page a new one.
     """
 
     def __init__(
@@ -192,6 +220,9 @@ class PageScreenshots:
             self.disabled = f"no browser: {chromium} is not installed"
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._shots: dict[str, concurrent.futures.Future[Shot]] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+        self._lock = threading.Lock()  # one page at a time through the worker
 
     async def prepare(self, urls: Iterable[str]) -> None:
         """Take the screenshots of these pages not taken yet (in this run), off the loop."""
@@ -220,57 +251,123 @@ class PageScreenshots:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._stop(grace_s=10.0)
 
     def take(self, url: str) -> Shot:
-        """One screenshot in a child process, killed (with its browser) at `wall_s`."""
+        """One screenshot through the worker, within `wall_s`; never raises."""
         if self.disabled:
             return _none(self.disabled)
         try:
             netpolicy.check_url(url, self.allowed)
         except netpolicy.Blocked as exc:
             return _none(str(exc))
-        with tempfile.TemporaryDirectory(prefix="rw-shot-") as tmp:
+        with self._lock, tempfile.TemporaryDirectory(prefix="rw-shot-") as tmp:
             out = Path(tmp) / "page.png"
-            argv = [
-                sys.executable, "-m", "crawler.browser", "--out", str(out),
-                "--timeout", str(self.step_s), "--chromium", self.chromium,
-                "--allow", ",".join(str(n) for n in self.allowed), "--", url,
-            ]  # fmt: skip
-            proc = subprocess.Popen(  # noqa: S603  (argv list, no shell; the URL passed the policy)
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: the browser dies with it
-            )
+            answer = self._ask({"url": url, "out": str(out)})
+            if isinstance(answer, str):
+                return _none(answer)
+            if "error" in answer:
+                return _none(str(answer["error"]))
             try:
-                stdout, _ = proc.communicate(timeout=self.wall_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return _none(f"screenshot timed out after {self.wall_s:g} s")
-            try:
-                meta = json.loads(stdout.decode("utf-8", "replace").strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                return _none(f"screenshot process failed (exit {proc.returncode})")
-            if not isinstance(meta, dict):
-                return _none(f"screenshot process failed (exit {proc.returncode})")
-            if proc.returncode != 0 or "error" in meta:
-                return _none(str(meta.get("error") or f"exit {proc.returncode}"))
-            try:
-                size = out.stat().st_size
-                if size > MAX_SCREENSHOT_BYTES:
+                if out.stat().st_size > MAX_SCREENSHOT_BYTES:
                     return _none(f"screenshot larger than {MAX_SCREENSHOT_BYTES} bytes")
                 png = out.read_bytes()
             except OSError:
                 return _none("screenshot process wrote no image")
         if not png.startswith(b"\x89PNG\r\n\x1a\n"):
             return _none("screenshot process wrote something that is not a PNG")
-        meta["taken_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        return Shot(png, {"taken": True, **meta})
+        answer["taken_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        return Shot(png, {"taken": True, **answer})
+
+    def _ask(self, request: dict[str, str]) -> dict[str, Any] | str:
+        """Send one request to the worker (started if need be); its answer or why there is none."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._stop(grace_s=0)
+            self._proc = subprocess.Popen(  # noqa: S603  (argv list, no shell)
+                [
+                    sys.executable,
+                    "-m",
+                    "crawler.browser",
+                    "--timeout",
+                    str(self.step_s),
+                    "--chromium",
+                    self.chromium,
+                    "--allow",
+                    ",".join(str(n) for n in self.allowed),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                bufsize=0,
+                start_new_session=True,  # its own process group: the browser dies with it
+            )
+            self._buf = b""
+        proc = self._proc
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            self._stop(grace_s=0)
+            return "screenshot process failed (it exited)"
+        deadline = time.monotonic() + self.wall_s
+        while True:
+            line = self._readline(proc.stdout.fileno(), deadline)
+            if line is None:
+                self._stop(grace_s=0)
+                return f"screenshot timed out after {self.wall_s:g} s"
+            if line == b"":
+                code = proc.poll()
+                self._stop(grace_s=0)
+                return f"screenshot process failed (exit {code})"
+            if line.startswith(ANSWER):
+                break
+        try:
+            answer = json.loads(line[len(ANSWER) :])
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self._stop(grace_s=0)
+            return "screenshot process answered something unreadable"
+        return answer
+
+    def _readline(self, fd: int, deadline: float) -> bytes | None:
+        """The next line from the worker; b"" at its end; None at the deadline."""
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b""
+            self._buf += chunk
+            if len(self._buf) > 1024 * 1024:
+                return b""
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _stop(self, grace_s: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # the worker's signal to close its browser and exit
+        if grace_s:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace_s)
+        _kill_group(proc, grace_s=2.0 if grace_s else 0.5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+ANSWER = b"rightswatch-screenshot "
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM the child's process group (it closes its browser), then SIGKILL what is left."""
+    """SIGTERM the worker's process group (it closes its browser), then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -280,32 +377,51 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
         proc.wait(timeout=5.0)
 
 
+def _answer(data: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(ANSWER + json.dumps(data).encode() + b"\n")
+    sys.stdout.buffer.flush()
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
-    """Child-process entry: render one URL, write the PNG, print the metadata as one JSON line."""
+    """The worker: one browser behind one guarded proxy; per stdin line {"url", "out"}, the PNG
+    written to `out` and one answer line (the metadata, or {"error": ...}) on stdout. Ends at
+    the end of stdin."""
     import ipaddress
 
+    from playwright.sync_api import sync_playwright
+
     parser = argparse.ArgumentParser(prog="python -m crawler.browser")
-    parser.add_argument("url")
-    parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--allow", default="")
     parser.add_argument("--timeout", type=float, default=SCREENSHOT_STEP_S)
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: close browser and proxy
-    allowed = [ipaddress.ip_network(a, strict=False) for a in args.allow.split(",") if a]
-    try:
-        png, meta = screenshot(
-            args.url, allowed=allowed, timeout_s=args.timeout, executable=args.chromium
-        )
-    except (netpolicy.Blocked, RenderError) as exc:
-        sys.stdout.write(json.dumps({"error": str(exc)[:300]}) + "\n")
-        return 1
-    except Exception as exc:  # a broken driver or browser: one line, never a traceback
-        reason = f"screenshot failed: {type(exc).__name__}: {_first_line(exc)}"
-        sys.stdout.write(json.dumps({"error": reason}) + "\n")
-        return 1
-    args.out.write_bytes(png)
-    sys.stdout.write(json.dumps(meta) + "\n")
+    allowed = tuple(ipaddress.ip_network(a, strict=False) for a in args.allow.split(",") if a)
+    with GuardedProxy(allowed) as proxy, sync_playwright() as pw:
+        browser = None
+        try:
+            for line in sys.stdin:
+                try:
+                    request = json.loads(line)
+                    url, out = str(request["url"]), Path(request["out"])
+                    netpolicy.check_url(url, allowed)
+                    if browser is None:
+                        browser = _launch(pw, proxy, args.timeout, args.chromium)
+                    png, meta = _shoot(browser, proxy, url, args.timeout)
+                except (netpolicy.Blocked, RenderError) as exc:
+                    _answer({"error": str(exc)[:300]})
+                    continue
+                except Exception as exc:  # a broken driver or browser: one line, no traceback
+                    _answer(
+                        {"error": f"screenshot failed: {type(exc).__name__}: {_first_line(exc)}"}
+                    )
+                    return 1
+                out.write_bytes(png)
+                _answer(meta)
+        finally:
+            if browser is not None:
+                with contextlib.suppress(Exception):
+                    browser.close()
     return 0
 
 

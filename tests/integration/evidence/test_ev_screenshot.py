@@ -201,13 +201,26 @@ def silent_server() -> Iterator[str]:
 
 
 @needs_chromium
-def test_a_page_that_never_loads_is_cut_at_the_bound(silent_server: str) -> None:
+def test_a_page_that_never_loads_is_cut_at_the_bound(silent_server: str, web: Web) -> None:
     # The browser's own step timeout, and the wall-clock bound that kills the child process.
-    step = PageScreenshots(mode="auto", allowed=LOOPBACK, step_s=2, wall_s=120).take(silent_server)
-    assert step.png is None
-    assert "Timeout" in step.meta["reason"], step.meta
-    wall = PageScreenshots(mode="auto", allowed=LOOPBACK, step_s=60, wall_s=4).take(silent_server)
-    assert wall.meta == {"taken": False, "reason": "screenshot timed out after 4 s"}
+    steps = PageScreenshots(mode="auto", allowed=LOOPBACK, step_s=2, wall_s=120)
+    try:
+        step = steps.take(silent_server)
+        assert step.png is None
+        assert "Timeout" in step.meta["reason"], step.meta
+    finally:
+        steps.close()
+    shots = PageScreenshots(mode="auto", allowed=LOOPBACK, step_s=60, wall_s=4)
+    try:
+        wall = shots.take(silent_server)
+        assert wall.meta == {"taken": False, "reason": "screenshot timed out after 4 s"}
+        # The killed worker is replaced for the next page.
+        shots.wall_s = 120
+        good = shots.take(web.main.url("/"))
+        assert good.png is not None, good.meta
+        assert good.png.startswith(PNG_MAGIC)
+    finally:
+        shots.close()
 
 
 def test_standalone_report_inlines_only_the_packs_own_images(tmp_path: Path) -> None:
