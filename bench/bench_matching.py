@@ -969,8 +969,9 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.time()
     root = fetch()
-    for old in CACHE.glob("rwbench-*"):
-        shutil.rmtree(old, ignore_errors=True)
+    for old in CACHE.glob("rwbench-*"):  # left by killed runs; a running one keeps its own
+        if time.time() - old.stat().st_mtime > 3 * 3600:
+            shutil.rmtree(old, ignore_errors=True)
     if args.skip_images:
         aud = bench_audio(root, args.quick)
         aud.pop("matcher")

@@ -45,6 +45,7 @@ FULL = [
     ("image-hash", 1_000_000),
     ("audio", 1_000),
     ("audio", 10_000),
+    ("audio", 100_000),  # the 100,000 tracks (~6,700 h): 8-byte index entries
 ]
 QUICK = [("image-full", 2_000), ("image-hash", 10_000), ("audio", 500)]
 QUERIES = 200
