@@ -293,7 +293,9 @@ class CountingAv:
         import av
 
         self._av, self.decoded_s, self.claimed_s = av, 0.0, 0.0
-        self.AudioResampler = av.AudioResampler
+
+    def __getattr__(self, name: str) -> Any:  # AudioFrame, AudioResampler, ...: the real ones
+        return getattr(self._av, name)
 
     def open(self, *args: object, **kwargs: object) -> _CountingBox:
         box = self._av.open(*args, **kwargs)
@@ -327,7 +329,9 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> CountingAv:
 
 
 WINDOW_S = 300.0  # fingerprints.audio.QUERY_SECONDS: what a found file is decoded for
-SLACK_S = 1.0  # one decoder frame past the window at most
+# Past the window at most one resampling batch (65,536 input samples: 8.2 s at 8 kHz) and a
+# frame: nowhere near the hours the files hold.
+SLACK_S = 10.0
 
 
 def test_tiny_file_of_hours_of_silence(box: object, tmp_path: Path, counting: CountingAv) -> None:
@@ -380,8 +384,8 @@ def test_ogg_claiming_a_day_decodes_what_is_there(
     day = hf.ogg_link(real, 77, last_granule=48000 * 86400)
     samples = decode_audio(day, QUERY_SECONDS)
     assert counting.claimed_s >= 86400  # the container says 24 h
-    assert counting.decoded_s <= 8.0 + SLACK_S
-    assert samples.size <= int((8.0 + SLACK_S) * SAMPLE_RATE)
+    assert counting.decoded_s <= 8.0 + 1.0  # all there is
+    assert samples.size <= int(9.0 * SAMPLE_RATE)
     assert outcome(box, day) not in ("timeout", "memory limit")
 
 
