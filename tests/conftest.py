@@ -29,6 +29,10 @@ PG_SERVER = os.environ.get(
     "RIGHTSWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 RIGHTSWATCH = str(Path(sys.executable).with_name("rightswatch"))
+# Evidence screenshots start a browser that requests each matched page again: off unless a
+# test turns them on (tests/integration/evidence, tests/e2e/test_demo.py), so crawl tests see
+# only the crawler's own requests.
+SCREENSHOTS = os.environ.setdefault("RIGHTSWATCH_SCREENSHOTS", "off")
 
 
 def _pg_available() -> bool:
@@ -94,7 +98,11 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def rw_env(home: Path, db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIGHTSWATCH_")}
-    env.update(RIGHTSWATCH_HOME=str(home), RIGHTSWATCH_DATABASE_URL=db_url)
+    env.update(
+        RIGHTSWATCH_HOME=str(home),
+        RIGHTSWATCH_DATABASE_URL=db_url,
+        RIGHTSWATCH_SCREENSHOTS=SCREENSHOTS,
+    )
     return env
 
 

@@ -12,7 +12,7 @@ from crawler.browser import CHROMIUM
 
 
 def test_demo_finds_the_planted_copies(rw) -> None:  # type: ignore[no-untyped-def]
-    summary = rw.ok("demo", timeout=600)
+    summary = rw.ok("demo", timeout=600, env={"RIGHTSWATCH_SCREENSHOTS": "auto"})
     assert summary["run"]["state"] == "finished"
     refs = sorted(m["ref"] for m in summary["matches"])
     assert refs == ["demo-anthem", "demo-forest", "demo-harbour", "demo-sunrise"]

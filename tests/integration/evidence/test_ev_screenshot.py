@@ -84,7 +84,7 @@ def _crawl(rw, web: Web, **env: str) -> dict:  # type: ignore[no-untyped-def]
 def test_crawl_takes_a_screenshot_that_the_pack_carries_and_verify_guards(  # type: ignore[no-untyped-def]
     rw, web: Web, tmp_path: Path
 ) -> None:
-    match = _crawl(rw, web)
+    match = _crawl(rw, web, RIGHTSWATCH_SCREENSHOTS="auto")
     # The browser rendered the page (a second request for it), and the page's script reached
     # nothing on the refused address: the guarded proxy said no before any packet.
     assert web.main.log.count("/") == 2
