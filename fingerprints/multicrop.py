@@ -2,8 +2,9 @@
 
 The catalogue side hashes the whole work, a grid of 80 % and 70 % windows and a 60 % centre,
 each also mirrored, so a crop or a flip of the work lands near one stored view. The query
-side hashes the file as found and, when it has borders, letterbox or caption bars, the file
-with them trimmed. Views without enough detail are skipped (blank corners collide).
+side hashes the file as found, the file with borders, letterbox or caption bars trimmed, and
+the file turned back by +-5 and +-10 degrees, cut to its 60 % centre (rotated copies). Views
+without enough detail are skipped (blank corners collide).
 """
 
 from __future__ import annotations
@@ -81,10 +82,25 @@ def work_hashes(g: F32) -> list[int]:
     return out
 
 
+ROTATIONS = (-10.0, -5.0, 5.0, 10.0)  # degrees a query is turned back by, for rotated copies
+
+
+def unrotated_centres(g: F32) -> list[F32]:
+    """The query turned back by each of ROTATIONS, cut to the 60 % centre that the turn keeps
+    whole: a copy rotated by about that angle lands near the work's 60 % centre view."""
+    h, w = g.shape
+    out = []
+    for deg in ROTATIONS:
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        back = cv2.warpAffine(g, turn, (w, h), flags=cv2.INTER_LINEAR)
+        out.append(view(back, 0.6, 0.5, 0.5))
+    return out
+
+
 def query_hashes(g: F32) -> list[int]:
     out: list[int] = []
     x0, y0, x1, y1 = trim_box(g)
-    for arr in (g, g[y0:y1, x0:x1]):
+    for arr in [g, g[y0:y1, x0:x1], *unrotated_centres(g)]:
         hv = dct_hash(np.ascontiguousarray(arr))
         if hv is not None and hv not in out:
             out.append(hv)

@@ -174,3 +174,18 @@ def test_audio_telephone_band(audio_matcher: Matcher, songs: list[np.ndarray]) -
             for ev in audio_matcher.evidence(query)
         )
     assert found >= 3
+
+
+@pytest.mark.parametrize("degrees", [10, -10])
+def test_rotated_copy_lands_near_the_centre_view(images: list[Image.Image], degrees: int) -> None:
+    """The multi-crop query turns the file back, so the hash pass alone finds 10-degree copies
+    (the file as found is far from every stored view)."""
+    from fingerprints.multicrop import ImageMultiCropHash, dct_hash, gray
+
+    for img in images:
+        work = ImageMultiCropHash.from_image(img)
+        turned = img.rotate(degrees, resample=Image.Resampling.BICUBIC)
+        as_found = dct_hash(gray(turned))
+        assert as_found is not None
+        assert ImageMultiCropHash.distance(work, f"{as_found:016x}") > 8
+        assert ImageMultiCropHash.distance(work, ImageMultiCropHash.query_from_image(turned)) <= 4
