@@ -40,6 +40,7 @@ def brute_votes(
     track,
     st.sampled_from([1.0, 0.98, 1.02, 2 ** (1 / 12)]),
     st.sampled_from([0, 8, 10**6]),
+    st.sampled_from([0, 2, 64]),
 )
 def test_index_votes_equal_brute_force(
     ops: list[tuple[int, list[int]]],
@@ -47,9 +48,11 @@ def test_index_votes_equal_brute_force(
     query: list[int],
     scale: float,
     min_merge: int,
+    scan: int,
 ) -> None:
     mp = pytest.MonkeyPatch()
     mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
+    mp.setattr(audiomatch, "BUCKET_SCAN", scan)  # 0: every lookup binary-searches
     try:
         index = SubFingerprintIndex()
         refs: dict[int, list[int]] = {}
@@ -79,11 +82,31 @@ def test_renumbering_keeps_the_live_works(monkeypatch: pytest.MonkeyPatch) -> No
     assert [al.work_id for al in index.search(raw[5:30])][:1] == [1]
 
 
-def test_an_entry_is_eight_bytes() -> None:
+def test_an_entry_is_eight_bytes_and_a_bucket_slot() -> None:
     index = SubFingerprintIndex()
     rng = np.random.default_rng(3)
     for w in range(20):
         index.add(w, rng.integers(0, 2**32, 500, dtype=np.uint32))
     assert index.search(index.ref(7)[100:200])[0].work_id == 7
     assert index.entries > 0
-    assert index.nbytes == 8 * index.entries
+    assert 8 * index.entries < index.nbytes <= 9 * index.entries
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**32 - 1) | word, max_size=300),
+    st.lists(st.integers(0, 2**32 - 1) | word, min_size=1, max_size=30),
+    st.sampled_from([0, 1, 3, 64]),
+)
+def test_bucket_lookup_equals_binary_search(keys: list[int], q: list[int], scan: int) -> None:
+    mp = pytest.MonkeyPatch()
+    mp.setattr(audiomatch, "BUCKET_SCAN", scan)
+    try:
+        k = np.sort(np.asarray(keys, np.uint32))
+        seg = audiomatch._Segment(k, np.zeros(k.size, np.uint32))
+        query = np.asarray(q, np.uint32)
+        lo, hi = seg.lookup(query)
+        assert lo.tolist() == np.searchsorted(k, query, side="left").tolist()
+        assert hi.tolist() == np.searchsorted(k, query, side="right").tolist()
+    finally:
+        mp.undo()
