@@ -92,7 +92,7 @@ def unrotated_centres(g: F32) -> list[F32]:
     out = []
     for deg in ROTATIONS:
         turn = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
-        back = cv2.warpAffine(g, turn, (w, h), flags=cv2.INTER_LINEAR)
+        back: F32 = np.asarray(cv2.warpAffine(g, turn, (w, h), flags=cv2.INTER_LINEAR), np.float32)
         out.append(view(back, 0.6, 0.5, 0.5))
     return out
 
