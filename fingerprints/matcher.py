@@ -38,8 +38,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     ImageMultiCropHash.name: 6,  # max Hamming distance between a query view and a work view
     ImageORB.name: 24,  # min RANSAC inliers of a similarity fit
     audio.AudioChromaprint.name: 1.5,  # min (0.5 - BER) * sqrt(frames) of the best window
-    SHIFTED: 1.6,  # the same, for speed/pitch variants (more tries, higher bar)
-    audio.AudioChromaprintBand.name: 1.6,  # the same, telephone-band print against print
+    # Speed/pitch variants and the band print: more tries, higher bar. The full-size audio run
+    # (11.2 h of distractor music) needed 1.92 and 2.18 for zero false matches.
+    SHIFTED: 2.1,
+    audio.AudioChromaprintBand.name: 2.4,
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
