@@ -11,20 +11,28 @@ process, in the same run:
 
 Each reports pages/s, media/s, CPU seconds (the process and its children, so the fingerprint
 pool counts), and peak RSS (the largest single process). Results go to bench/results/crawl.md.
+`--screenshots` adds a fourth crawl with page screenshots of matched pages on (Chromium).
+
+`--memory` is the memory run instead: rightswatch alone on a 50,000-page site (`--pages`), its
+crawl process's RSS sampled every second against the pages done, bounded by `--max-seconds`
+(SIGTERM, then the partial figures, flagged). Results go to bench/results/crawl-memory.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -193,18 +201,169 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, floa
     return {"wall_s": wall, "cpu_s": cpu, "rss_mb": after.ru_maxrss / 1024, "stdout": proc.stdout}  # type: ignore[dict-item]
 
 
+def rightswatch_env(home: Path, screenshots: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIGHTSWATCH_")}
+    env.update(RIGHTSWATCH_HOME=str(home), RIGHTSWATCH_ALLOW_NETWORKS="127.0.0.1/32")
+    env["RIGHTSWATCH_SCREENSHOTS"] = "auto" if screenshots else "off"
+    return env
+
+
+def prepare_home(work: Path, home: Path, env: dict[str, str]) -> None:
+    subprocess.run([RIGHTSWATCH, "init"], env=env, check=True, capture_output=True)
+    originals = sorted((work / "works").glob("w*.png"))
+    subprocess.run(
+        [RIGHTSWATCH, "works", "add", *map(str, originals), "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def crawl_cmd(start: str, pages: int) -> list[str]:
+    return [
+        RIGHTSWATCH,
+        "crawl",
+        "--url",
+        start,
+        "--max-depth",
+        "10000",
+        "--max-pages",
+        str(pages + 10),
+        "--json",
+    ]
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def memory_run(start: str, work: Path, pages: int, max_seconds: float) -> dict[str, object]:
+    """rightswatch's crawl alone; RSS of its process sampled every second against pages done."""
+    home = work / "home-memory"
+    env = rightswatch_env(home)
+    prepare_home(work, home, env)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        crawl_cmd(start, pages), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    done = [0]
+
+    def read_progress() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if ": pages " in line:
+                with contextlib.suppress(ValueError, IndexError):
+                    done[0] = int(line.split(": pages ", 1)[1].split(",", 1)[0])
+
+    reader = threading.Thread(target=read_progress, daemon=True)
+    reader.start()
+    samples: list[tuple[float, int, float]] = []
+    stopped = False
+    while proc.poll() is None:
+        elapsed = time.monotonic() - t0
+        samples.append((elapsed, done[0], _rss_mb(proc.pid)))
+        if elapsed > max_seconds and not stopped:
+            proc.send_signal(signal.SIGTERM)  # drains in-flight pages, records, exits
+            stopped = True
+        time.sleep(1.0)
+    out = proc.stdout.read() if proc.stdout else ""
+    reader.join(timeout=5)
+    wall = time.monotonic() - t0
+    try:
+        result = json.loads(out)
+    except ValueError:
+        result = {"pages": done[0]}
+    return {
+        "wall_s": wall,
+        "samples": samples,
+        "result": result,
+        "stopped": stopped,
+        "peak_mb": max((s[2] for s in samples), default=0.0),
+    }
+
+
+def write_memory_report(run: dict[str, object], shape: dict[str, int]) -> None:
+    samples: list[tuple[float, int, float]] = run["samples"]  # type: ignore[assignment]
+    result: dict[str, object] = run["result"]  # type: ignore[assignment]
+    pages = int(result.get("pages", 0) or 0)  # type: ignore[call-overload]
+    rows = []
+    shown = -1
+    for elapsed, done, rss in samples:
+        step = done * 10 // max(shape["pages"], 1)
+        if step > shown and done:
+            shown = step
+            rows.append(f"| {elapsed:.0f} | {done} | {rss:.0f} |")
+    if samples:
+        elapsed, done, rss = samples[-1]
+        rows.append(f"| {elapsed:.0f} | {done} (last sample) | {rss:.0f} |")
+    wall = float(run["wall_s"])  # type: ignore[arg-type]
+    stopped = bool(run["stopped"])
+    text = "\n".join(
+        [
+            "# Crawl memory (bench/bench_crawl.py --memory)",
+            "",
+            f"Site: {shape['pages']} pages, {shape['images']} images, {shape['audio']} audio"
+            " files, served by nginx on loopback. rightswatch alone (discovery, fingerprinting,"
+            " matching, recording on SQLite; screenshots off), same politeness settings as the"
+            " throughput bench.",
+            f"Machine: {os.cpu_count()} cores (shared). Crawled {pages} pages in {wall:.0f} s"
+            f" ({pages / max(wall, 1e-6):.1f} pages/s)"
+            + (", stopped by SIGTERM at the time bound (partial)." if stopped else "."),
+            "",
+            f"**Peak RSS of the crawl process: {float(run['peak_mb']):.0f} MB** (target: under"  # type: ignore[arg-type]
+            " 500 MB for 50,000 pages). The fingerprint workers are separate processes with"
+            " their own cap (fingerprints.sandbox).",
+            "",
+            "RSS of the crawl process (sampled every second; first sample past each tenth of the"
+            " site):",
+            "",
+            "| elapsed s | pages done | RSS MB |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+    path = HERE / "results" / "crawl-memory.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="600 pages instead of 5,000")
     ap.add_argument("--pages", type=int)
     ap.add_argument("--modes", default="links,baseline,full", help="which crawls to run")
+    ap.add_argument(
+        "--screenshots",
+        action="store_true",
+        help="also crawl with page screenshots of matched pages on (Chromium)",
+    )
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="the memory run: rightswatch alone on 50,000 pages (or --pages), RSS sampled",
+    )
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=1800.0,
+        help="time bound of the memory run (SIGTERM, partial figures)",
+    )
+    ap.add_argument("--out", help="result file name in bench/results (default by mode)")
     ap.add_argument("--keep-home", type=Path, help="copy rightswatch's home here afterwards")
     ap.add_argument("--bare", nargs=3, metavar=("MODE", "URL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare:
         bare(args.bare[0], args.bare[1], Path(args.bare[2]))
         return
-    pages = args.pages or (600 if args.quick else 5000)
+    pages = args.pages or (50_000 if args.memory else 600 if args.quick else 5000)
     images, audios = (120, 6) if args.quick else (600, 20)
     work = Path(tempfile.mkdtemp(prefix="rw-bench-"))
     work.chmod(0o755)  # nginx's workers run as an unprivileged user
@@ -216,6 +375,9 @@ def main() -> None:
         print(f"site: {shape} generated in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         nginx, port = start_nginx(site, work)
         start = f"http://127.0.0.1:{port}/"
+        if args.memory:
+            write_memory_report(memory_run(start, work, pages, args.max_seconds), shape)
+            return
         results: dict[str, dict[str, float]] = {}
         modes = args.modes.split(",")
         for mode in [m for m in ("links", "baseline") if m in modes]:
@@ -224,43 +386,28 @@ def main() -> None:
             counts = json.loads(out.read_text())
             results[mode] = {**m, **counts}
             print(f"{mode}: {results[mode]['pages']} pages in {m['wall_s']:.1f}s", file=sys.stderr)
-        home = work / "home"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RIGHTSWATCH_")}
-        env.update(RIGHTSWATCH_HOME=str(home), RIGHTSWATCH_ALLOW_NETWORKS="127.0.0.1/32")
-        subprocess.run([RIGHTSWATCH, "init"], env=env, check=True, capture_output=True)
-        originals = sorted((work / "works").glob("w*.png"))
-        subprocess.run(
-            [RIGHTSWATCH, "works", "add", *map(str, originals), "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        m = measure(
-            [
-                RIGHTSWATCH,
-                "crawl",
-                "--url",
-                start,
-                "--max-depth",
-                "10000",
-                "--max-pages",
-                str(pages + 10),
-                "--json",
-            ],
-            env=env,
-        )
-        out = json.loads(str(m["stdout"]))
-        results["full"] = {
-            **m,
-            "pages": out["pages"],
-            "media": out["media"],
-            "matches": out["matches"],
-            "errors": out["errors"],
-        }
-        if args.keep_home:
-            shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
-        if set(modes) == {"links", "baseline", "full"}:
-            write_report(results, shape, args.quick)
+        full_modes = [
+            m for m in ("full", "shots") if m in modes or (m == "shots" and args.screenshots)
+        ]
+        for mode in full_modes:
+            home = work / f"home-{mode}"
+            env = rightswatch_env(home, screenshots=mode == "shots")
+            prepare_home(work, home, env)
+            m = measure(crawl_cmd(start, pages), env=env)
+            out = json.loads(str(m["stdout"]))
+            results[mode] = {
+                **m,
+                "pages": out["pages"],
+                "media": out["media"],
+                "matches": out["matches"],
+                "errors": out["errors"],
+            }
+            print(f"{mode}: {out['pages']} pages in {m['wall_s']:.1f}s", file=sys.stderr)
+            if args.keep_home:
+                shutil.copytree(home, args.keep_home / mode, dirs_exist_ok=True)
+        if {"links", "baseline", "full"} <= set(results):
+            name = args.out or ("crawl-quick.md" if args.quick else "crawl.md")
+            write_report(results, shape, args.quick, name)
         else:
             shown = {
                 k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()
@@ -273,14 +420,19 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def write_report(results: dict[str, dict[str, float]], shape: dict[str, int], quick: bool) -> None:
+def write_report(
+    results: dict[str, dict[str, float]], shape: dict[str, int], quick: bool, name: str
+) -> None:
     base = results["baseline"]
     rows = []
     for mode, label in (
         ("links", "bare Scrapy, links only"),
         ("baseline", "bare Scrapy, links + every media URL once (baseline)"),
         ("full", "rightswatch crawl (discover, fingerprint, match, record)"),
+        ("shots", "rightswatch crawl + screenshots of matched pages (Chromium)"),
     ):
+        if mode not in results:
+            continue
         r = results[mode]
         pps = r["pages"] / r["wall_s"]
         mps = r["media"] / r["wall_s"]
@@ -299,7 +451,8 @@ def write_report(results: dict[str, dict[str, float]], shape: dict[str, int], qu
             " AutoThrottle, robots.txt). " + ("`--quick` run." if quick else "Full run."),
             f"Machine: {os.cpu_count()} cores (shared). rightswatch recorded"
             f" {int(full.get('matches', 0))} matches,"
-            f" {int(full.get('errors', 0))} errors, on SQLite.",
+            f" {int(full.get('errors', 0))} errors, on SQLite; page screenshots off"
+            + (" (and on in the last row)." if "shots" in results else "."),
             "",
             "| crawl | pages | media | wall s | pages/s | media/s | CPU s | peak RSS MB"
             " | pages/s vs baseline |",
@@ -312,7 +465,7 @@ def write_report(results: dict[str, dict[str, float]], shape: dict[str, int], qu
             "",
         ]
     )
-    path = HERE / "results" / ("crawl-quick.md" if quick else "crawl.md")
+    path = HERE / "results" / name
     path.parent.mkdir(exist_ok=True)
     path.write_text(text)
     print(text)
