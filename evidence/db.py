@@ -3,7 +3,9 @@
 SQLite is the embedded default. Every connection gets WAL, foreign keys, a busy timeout and
 synchronous=FULL, and every transaction starts with BEGIN IMMEDIATE: a write lock taken up front
 never has to be upgraded later, so busy_timeout can always resolve contention (a deferred
-transaction that upgrades can fail with "database is locked" at once).
+transaction that upgrades can fail with "database is locked" at once). Sessions that only read
+(`make_read_session_factory`: the API's GET requests, pollers) start a plain deferred BEGIN, so in
+WAL mode they never take the write lock and never starve the crawl's writers.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+READ_ONLY = "rightswatch_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -56,6 +62,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only. On SQLite they begin deferred (WAL readers take no lock); a
+    write through one still works but may fail at once under contention instead of waiting."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def describe_db_error(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evidence.blobs import open_store
-from evidence.db import make_engine, make_session_factory
+from evidence.db import make_engine, make_read_session_factory, make_session_factory
 from rightswatch import __version__
 from rightswatch.api import errors, manage, pages, routes
 from rightswatch.api.deps import Context
@@ -92,6 +92,7 @@ def create_app(
         settings=settings,
         engine=engine,
         factory=make_session_factory(engine),
+        read_factory=make_read_session_factory(engine),
         store=open_store(settings),
         limiter=RateLimiter(
             rate_per_minute or settings.rate_limit_per_minute,

@@ -30,6 +30,7 @@ class Context:
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
+    read_factory: sessionmaker[Session]  # GET/HEAD: readers that never block the crawl's writers
     store: BlobStore
     limiter: RateLimiter
     export_slots: Any  # threading.BoundedSemaphore
@@ -45,8 +46,10 @@ def ctx(request: Request) -> Context:
 
 
 def db_session(request: Request) -> Iterator[Session]:
-    """One session per request; the handler commits what it changes."""
-    with ctx(request).factory() as session:
+    """One session per request; the handler commits what it changes. GET and HEAD only read."""
+    context = ctx(request)
+    factory = context.read_factory if request.method in ("GET", "HEAD") else context.factory
+    with factory() as session:
         yield session
 
 

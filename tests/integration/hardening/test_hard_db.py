@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from evidence.db import make_engine
+from evidence.db import make_engine, make_read_session_factory
 from evidence.migrate import current_revision, head_revision
 from evidence.models import CatalogueVersion, Match, Rightsholder, StatusChange
 
@@ -207,8 +207,9 @@ def test_two_processes_x_500_writes(
         for tag in ("a", "b")
     ]
     reads = 0
-    while any(p.poll() is None for p in procs):  # a reader, as the API's `matches` would be
-        with session_factory() as session:
+    reader = make_read_session_factory(migrated)  # a reader, as the API's GET `matches` is
+    while any(p.poll() is None for p in procs):
+        with reader() as session:
             list_matches(session)
         reads += 1
     outs = [p.communicate() for p in procs]
@@ -247,6 +248,19 @@ def test_same_import_twice_skips(rw: Any, tmp_path: Path) -> None:
     again = rw.ok("works", "import", manifest)
     assert (again["imported"], again["updated"], again["skipped"], again["errors"]) == (0, 0, 3, [])
     assert sorted(w["ref"] for w in rw.ok("works", "list")) == ["W0", "W1", "W2"]
+
+
+def test_an_open_reader_does_not_block_a_writer(migrated: Engine) -> None:
+    """The API's GET sessions read without the write lock: a writer never waits on them (were
+    the reader holding it, this insert would wait out the 15 s busy timeout and fail)."""
+    reader = make_read_session_factory(migrated)
+    with reader() as reading:
+        reading.scalar(select(func.count()).select_from(Rightsholder))  # its transaction is open
+        with migrated.begin() as conn:
+            conn.execute(Rightsholder.__table__.insert().values(name="written while read"))
+    with migrated.connect() as conn:
+        names = conn.scalars(select(Rightsholder.name)).all()
+    assert "written while read" in names
 
 
 # --- D5 ---------------------------------------------------------------------------------------
