@@ -115,7 +115,7 @@ def _load_json(zf: zipfile.ZipFile, name: str, budget: _Budget, problems: list[s
         return json.loads(_read(zf, name, budget, MAX_JSON))
     except KeyError:
         problems.append(f"{name}: missing")
-    except (ValueError, zipfile.BadZipFile) as exc:
+    except (ValueError, zipfile.BadZipFile, NotImplementedError) as exc:
         problems.append(f"{name}: unreadable ({str(exc)[:120]})")
     return None
 
@@ -130,7 +130,8 @@ def verify_pack(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         problems.append(f"{path}: no such file")
         return result
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+        # NotImplementedError: a central directory entry claiming a ZIP version zipfile lacks
         problems.append(f"{path.name}: not a ZIP file ({str(exc)[:120]})")
         return result
     with zf:

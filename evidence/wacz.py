@@ -116,7 +116,7 @@ def check_wacz(source: IO[bytes] | Path, *, payloads: Mapping[str, str] | None =
     payloads come from the signed capture record, so the WACZ is tied to the evidence."""
     try:
         zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
         return [f"not a readable WACZ ({str(exc)[:100]})"]
     with zf:
         try:

@@ -187,3 +187,16 @@ def test_control_characters_are_escaped(tmp_path: Path) -> None:
         [("manifest.json", json.dumps(manifest_like(listed, {})).encode()), ("manifest.sig", b"")],
     )
     check(verify.verify_pack(path))
+
+
+def test_central_directory_claiming_an_unknown_zip_version_is_a_problem(
+    tmp_path: Path, well_formed: bytes
+) -> None:
+    raw = bytearray(well_formed)
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 6 : central + 8] = (84).to_bytes(2, "little")  # "version needed": 8.4
+    path = tmp_path / "pack.zip"
+    path.write_bytes(bytes(raw))
+    result = verify.verify_pack(path)
+    check(result)
+    assert any("not a ZIP file" in p for p in result["problems"]), result
