@@ -18,9 +18,14 @@ redirect hop) for the runner to record as the URL's error; stats: `netpolicy/ref
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
+import os
+import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from time import monotonic
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
@@ -42,6 +47,7 @@ from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import _schedule_coro
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 from twisted.internet.error import DNSLookupError
 
 from crawler.netpolicy import Blocked, Network, check_host, check_url
@@ -156,6 +162,37 @@ class NetPolicyErrorMiddleware(NetPolicyMiddleware):
             raise IgnoreRequest(reason) from None
 
 
+class HostTokens:
+    """Cross-process tokens for one machine: `per_host` lock files per canonical host in
+    `directory` (`<sha256(host)[:16]>.<i>`), each held with `flock(LOCK_EX | LOCK_NB)` by
+    the process whose download it covers. The OS drops a dead process's locks, so a
+    SIGKILLed crawl never leaks a token. A file is open only while its token is held."""
+
+    def __init__(self, directory: Path, per_host: int) -> None:
+        self.directory, self.per_host = directory, max(1, per_host)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def acquire(self, host: str) -> int | None:
+        """A held token (an open fd) for `host`, or None when all are taken."""
+        digest = hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:16]
+        for i in random.sample(range(self.per_host), self.per_host):
+            fd = os.open(self.directory / f"{digest}.{i}", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd
+        return None
+
+    @staticmethod
+    def release(fd: int) -> None:
+        os.close(fd)  # closing the only descriptor of the open file drops its flock
+
+
+TOKEN_RETRY_S = (0.1, 0.25)
+
+
 class CappedDownloader(Downloader):
     """Scrapy's downloader with the per-host cap made to hold (C11).
 
@@ -164,11 +201,24 @@ class CappedDownloader(Downloader):
     burst of queued requests (say, released together once robots.txt is read) all leave
     the queue at once, and a server saw 16 at a time against a cap of 8. Here a request
     counts as transferring from the moment it leaves the queue (`_download` adds it again,
-    a set, and removes it when it ends)."""
+    a set, and removes it when it ends).
+
+    With `HOSTSLOTS_DIR` set (the runner sets `$RIGHTSWATCH_HOME/hostslots`), the cap also
+    holds across every crawl process on the machine sharing that home: a request leaves
+    the queue only holding a `HostTokens` token for its slot's host (one of
+    `CONCURRENT_REQUESTS_PER_DOMAIN`), released when its download ends (success, failure
+    or cancel). No token free: the slot retries in 0.1-0.25 s, the reactor never waits."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        where = self.settings.get("HOSTSLOTS_DIR")
+        self.tokens = HostTokens(Path(where), self.domain_concurrency) if where else None
+        self._token_waits: set[int] = set()  # id() of slots whose latercall awaits a token
 
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
             return
+        self._token_waits.discard(id(slot))
         now = monotonic()
         delay = slot.download_delay()
         if delay:
@@ -177,13 +227,42 @@ class CappedDownloader(Downloader):
                 slot.latercall = call_later(penalty, self._latercall, slot)
                 return
         while slot.queue and slot.free_transfer_slots() > 0:
+            request, queue_dfd = slot.queue[0]
+            host = request.meta.get("download_slot") or canonical_host(request.url)
+            token = None
+            if self.tokens is not None:
+                token = self.tokens.acquire(host)
+                if token is None:
+                    self._token_waits.add(id(slot))
+                    wait = random.uniform(*TOKEN_RETRY_S)  # noqa: S311 - jitter, not a secret
+                    slot.latercall = call_later(wait, self._latercall, slot)
+                    return
+            slot.queue.popleft()
             slot.lastseen = now
-            request, queue_dfd = slot.queue.popleft()
             slot.transferring.add(request)  # counted now, not when the task starts
-            _schedule_coro(self._wait_for_download(slot, request, queue_dfd))
+            _schedule_coro(self._download_holding(slot, request, queue_dfd, token))
             if delay:
                 self._process_queue(slot)
                 break
+
+    async def _download_holding(
+        self,
+        slot: Slot,
+        request: Request,
+        queue_dfd: Deferred[Response],
+        token: int | None,
+    ) -> None:
+        try:
+            await self._wait_for_download(slot, request, queue_dfd)
+        finally:
+            if token is not None and self.tokens is not None:
+                self.tokens.release(token)
+                # `_download` already looked at the queue while this token was held; a
+                # wait it scheduled for a token is cut short now that one is free.
+                if id(slot) in self._token_waits and slot.latercall is not None:
+                    slot.latercall.cancel()
+                    slot.latercall = None
+                    self._process_queue(slot)
 
 
 class RetryAfterMiddleware:

@@ -408,6 +408,7 @@ def scrapy_settings(settings: Settings, cfg: CrawlConfig) -> Any:
     merged["ROBOTSTXT_OBEY"] = not cfg.ignore_robots
     merged["LOG_LEVEL"] = logging.getLevelName(min(logging.getLogger().level or 30, 30))
     merged["LOG_INSTALL_ROOT_HANDLER"] = False
+    merged["HOSTSLOTS_DIR"] = str(settings.home / "hostslots")  # the per-host cap, machine-wide
     merged["ITEM_PIPELINES"] = dict(base["ITEM_PIPELINES"])
     merged["EXTENSIONS"] = dict(base["EXTENSIONS"])
     if cfg.render_js:
