@@ -212,7 +212,12 @@ class CappedDownloader(Downloader):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         where = self.settings.get("HOSTSLOTS_DIR")
-        self.tokens = HostTokens(Path(where), self.domain_concurrency) if where else None
+        self.tokens: HostTokens | None = None
+        if where:
+            try:
+                self.tokens = HostTokens(Path(where), self.domain_concurrency)
+            except OSError as exc:
+                self._machine_cap_off(exc)
         self._token_waits: set[int] = set()  # id() of slots whose latercall awaits a token
 
     def _process_queue(self, slot: Slot) -> None:
@@ -231,7 +236,11 @@ class CappedDownloader(Downloader):
             host = request.meta.get("download_slot") or canonical_host(request.url)
             token = None
             if self.tokens is not None:
-                token = self.tokens.acquire(host)
+                try:
+                    token = self.tokens.acquire(host)
+                except OSError as exc:  # out of descriptors, directory gone: keep crawling
+                    self._machine_cap_off(exc)
+                    continue
                 if token is None:
                     self._token_waits.add(id(slot))
                     wait = random.uniform(*TOKEN_RETRY_S)  # noqa: S311 - jitter, not a secret
@@ -245,6 +254,11 @@ class CappedDownloader(Downloader):
                 self._process_queue(slot)
                 break
 
+    def _machine_cap_off(self, exc: OSError) -> None:
+        """The token directory failed: the cap then holds per process, as without one."""
+        logger.warning("per-host cap is per process from now on: host tokens failed: %s", exc)
+        self.tokens = None
+
     async def _download_holding(
         self,
         slot: Slot,
@@ -255,8 +269,8 @@ class CappedDownloader(Downloader):
         try:
             await self._wait_for_download(slot, request, queue_dfd)
         finally:
-            if token is not None and self.tokens is not None:
-                self.tokens.release(token)
+            if token is not None:
+                HostTokens.release(token)
                 # `_download` already looked at the queue while this token was held; a
                 # wait it scheduled for a token is cut short now that one is free.
                 if id(slot) in self._token_waits and slot.latercall is not None:

@@ -111,6 +111,21 @@ def test_c11_control_two_homes_go_past_the_cap(tmp_path: Path, site: Site) -> No
     assert site.server.max_active["gcap-apart"] > CAP
 
 
+def test_c11_an_unusable_token_directory_falls_back_to_the_per_process_cap(
+    tmp_path: Path, site: Site
+) -> None:
+    """A home where the token directory cannot be made (here: a file) costs the machine-wide
+    cap, logged, never the crawl: every URL is still fetched, each crawl within its own 8."""
+    _gate(site, "gcap-broken")
+    home = tmp_path / "not-a-dir"
+    home.write_text("a file where the home should be")
+    results = _two_crawls(tmp_path, site, "gcap-broken", (home, home))
+    for r in results:
+        assert len(r["results"]) == 16
+        assert all(x["ok"] for x in r["results"]), r["results"]
+    assert site.server.max_active["gcap-broken"] <= 2 * CAP
+
+
 HOLDER = """
 import sys, time
 from pathlib import Path
