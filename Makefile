@@ -45,7 +45,7 @@ format: setup ## Apply ruff's formatting and safe fixes
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-bench: setup ## Benchmarks: matcher robustness and speed, crawl throughput vs bare Scrapy
+bench: setup ## Benchmarks: matcher robustness, speed and scale; crawl vs bare Scrapy; 1 vs 2 workers
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 golden: setup ## Rewrite the golden fingerprint files (review the diff)
