@@ -277,10 +277,11 @@ def band_limit(samples: I16) -> I16:
     return np.concatenate(out) if out else samples[:0].copy()
 
 
-class AudioChromaprintBand(FingerprintType):
+class AudioChromaprintBand(AudioChromaprint):
     """Chromaprint of the audio band-limited to a telephone channel (300-3,400 Hz), the same
     format as ``audio_chromaprint``: the bass a telephone drops changes the chroma, so copies
-    played through one match the band-limited print of the work, not its plain print."""
+    played through one match the band-limited print of the work, not its plain print. Decoding
+    and ``distance`` are the plain type's; only the samples differ."""
 
     name: ClassVar[str] = "audio_chromaprint_band"
     version: ClassVar[int] = 1
@@ -289,20 +290,8 @@ class AudioChromaprintBand(FingerprintType):
     @classmethod
     def from_samples(cls, samples: I16) -> str:
         require_sound(samples)
-        return AudioChromaprint.from_samples(band_limit(samples))
+        return super().from_samples(band_limit(samples))
 
     @classmethod
     def query_from_samples(cls, samples: I16) -> str:
-        return cls.from_samples(samples)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> str:
-        return cls.from_samples(decode_audio(data, WORK_SECONDS))
-
-    @classmethod
-    def query_from_bytes(cls, data: bytes) -> str:
-        return cls.from_samples(decode_audio(data, QUERY_SECONDS))
-
-    @classmethod
-    def distance(cls, a: str, b: str) -> float:
-        return AudioChromaprint.distance(a, b)
+        return cls.from_samples(samples)  # no speed/pitch variants: the band print is one try
