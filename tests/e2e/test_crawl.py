@@ -140,61 +140,15 @@ def _db_rows(db_url: str, sql: str) -> list[tuple[object, ...]]:
 def test_kill_9_mid_crawl_then_resume_loses_nothing(
     rw, rw_env, db_url: str, web: localweb.LocalWeb
 ) -> None:  # type: ignore[no-untyped-def]
-    _register(rw, web)
-    web.chain.log.clear()
-    env = {**rw_env, "RIGHTSWATCH_ALLOW_NETWORKS": ALLOW}
-    cmd = [
-        str(Path(sys.executable).with_name("rightswatch")),
-        "crawl",
-        "--url",
-        web.chain.url("/p0.html"),
-        "--max-depth",
-        "100",
-        "--json",
-    ]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=rw.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 120
-        done: list[tuple[object, ...]] = []
-        while time.monotonic() < deadline:
-            try:
-                done = _db_rows(
-                    db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
-                )
-            except Exception:
-                done = []
-            if len(done) >= web.chain_pages // 4:
-                break
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert web.chain_pages // 4 <= len(done) < web.chain_pages, "kill happened too late to test"
-    done_before = {
-        urlsplit(str(u)).path
-        for (u,) in _db_rows(
-            db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
-        )
-    }
-    [(run_id,)] = _db_rows(db_url, "SELECT id FROM runs")
+    proc = _start_chain_crawl(rw, rw_env, db_url, web, web.chain_pages // 4)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done_before = _done_pages(db_url)
+    assert web.chain_pages // 4 <= len(done_before) < web.chain_pages, "killed too late to test"
     seen_before = len(web.chain.log)
-    out = rw.ok("crawl", "--run-id", str(run_id), env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW})
-    assert out["run_id"] == run_id
+    run_id = _resume_completes_without_duplicates(rw, db_url, web, state_before="running")
     after_kill = web.chain.log[seen_before:]
     assert not done_before & set(after_kill), "a page finished before the kill was fetched again"
-    pages = {
-        urlsplit(str(u)).path
-        for (u,) in _db_rows(
-            db_url, "SELECT url FROM crawl_urls WHERE kind='page' AND state='done'"
-        )
-    }
-    assert pages == {f"/p{i}.html" for i in range(web.chain_pages)}
-    assert out["pages"] == web.chain_pages
-    matches = rw.ok("matches")
-    assert len(matches) == web.chain_pages  # one use per page, none twice
-    assert len({(m["page_url"], m["media_url"], m["work_id"]) for m in matches}) == len(matches)
     [(state,)] = _db_rows(db_url, f"SELECT state FROM runs WHERE id = {run_id}")
     assert state == "finished"
 
@@ -287,10 +241,14 @@ def _done_pages(db_url: str) -> set[str]:
     return {urlsplit(str(u)).path for (u,) in rows}
 
 
-def _resume_completes_without_duplicates(rw, db_url: str, web: localweb.LocalWeb) -> None:  # type: ignore[no-untyped-def]
+def _resume_completes_without_duplicates(  # type: ignore[no-untyped-def]
+    rw, db_url: str, web: localweb.LocalWeb, state_before: str = "interrupted"
+) -> int:
+    """Re-run the one run: it completes, with no page, match or capture twice; its id."""
     [(run_id, state)] = _db_rows(db_url, "SELECT id, state FROM runs")
-    assert state == "interrupted"
+    assert state == state_before
     out = rw.ok("crawl", "--run-id", str(run_id), env={"RIGHTSWATCH_ALLOW_NETWORKS": ALLOW})
+    assert out["run_id"] == run_id
     assert out["pages"] == web.chain_pages
     assert _done_pages(db_url) == {f"/p{i}.html" for i in range(web.chain_pages)}
     matches = rw.ok("matches")
@@ -308,6 +266,7 @@ def _resume_completes_without_duplicates(rw, db_url: str, web: localweb.LocalWeb
     check = rw.ok("evidence", "check")  # ledger chain, signatures and blobs intact
     assert check["ok"], check
     assert check["captures"] == web.chain_pages
+    return int(str(run_id))
 
 
 def test_sigterm_stops_gracefully_as_interrupted_then_resumes(
