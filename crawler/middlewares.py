@@ -219,12 +219,24 @@ class CappedDownloader(Downloader):
             except OSError as exc:
                 self._machine_cap_off(exc)
         self._token_waits: set[int] = set()  # id() of slots whose latercall awaits a token
+        self._not_before: dict[int, float] = {}  # id() of a slot -> monotonic time it may send
+
+    def hold(self, slot: Slot, seconds: float) -> None:
+        """No request leaves `slot` for `seconds` (Retry-After). Unlike `slot.delay`, this
+        is neither randomised (0.5-1.5x) nor lowered by AutoThrottle meanwhile."""
+        until = monotonic() + seconds
+        self._not_before[id(slot)] = max(self._not_before.get(id(slot), 0.0), until)
 
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
             return
         self._token_waits.discard(id(slot))
         now = monotonic()
+        held = self._not_before.get(id(slot), 0.0) - now
+        if held > 0:
+            slot.latercall = call_later(held, self._latercall, slot)
+            return
+        self._not_before.pop(id(slot), None)
         delay = slot.download_delay()
         if delay:
             penalty = delay - now + slot.lastseen
@@ -280,11 +292,11 @@ class CappedDownloader(Downloader):
 
 
 class RetryAfterMiddleware:
-    """429/503 with `Retry-After` (seconds or an HTTP date): the host's slot waits that long
-    before its next request (capped at `RETRY_AFTER_MAX_S`, 60 s; more than the cap and the
-    URL fails as "HTTP 429" without a retry). RetryMiddleware (550, after this one on the
-    way back) then retries as usual, within RETRY_TIMES. Each wait is kept in
-    `request.meta["rw_retry_after"]` (recorded with the URL) and counted in
+    """429/503 with `Retry-After` (seconds or an HTTP date): the host's slot sends nothing
+    for that long (`CappedDownloader.hold`; capped at `RETRY_AFTER_MAX_S`, 60 s: more than
+    the cap and the URL fails as "HTTP 429" without a retry). RetryMiddleware (550, after
+    this one on the way back) then retries as usual, within RETRY_TIMES. Each wait is kept
+    in `request.meta["rw_retry_after"]` (recorded with the URL) and counted in
     `retry_after/honoured`."""
 
     def __init__(self, crawler: Crawler, cap_s: float) -> None:
@@ -310,7 +322,9 @@ class RetryAfterMiddleware:
         downloader = getattr(self.crawler.engine, "downloader", None)
         key = request.meta.get("download_slot")
         slot = downloader.slots.get(key) if downloader is not None and key else None
-        if slot is not None:
+        if isinstance(downloader, CappedDownloader) and slot is not None:
+            downloader.hold(slot, wait)
+        elif slot is not None:  # Scrapy's own downloader: a delay, randomised around `wait`
             slot.delay = max(slot.delay, wait)
         self.crawler.stats.inc_value("retry_after/honoured")
         logger.info(
