@@ -43,13 +43,16 @@ def service(
     )
 
 
-def add_watch(factory: sessionmaker[Session], every_s: int = 3600) -> int:
+def add_watch(
+    factory: sessionmaker[Session], every_s: int = 3600, created_ago_s: int = 3600
+) -> int:
+    """A watch created `created_ago_s` ago: by default its first run is due now."""
     with factory.begin() as s:
         watch = Watch(
             name=f"w{every_s}",
             seeds=["http://127.0.0.1:9/"],
             every_s=every_s,
-            created_at=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
+            created_at=datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=created_ago_s),
         )
         s.add(watch)
         s.flush()
@@ -72,7 +75,8 @@ def wait_for(path: Path) -> None:
 def test_one_active_scheduler_and_failover(
     tmp_path: Path, migrated: Engine, session_factory: sessionmaker[Session]
 ) -> None:
-    watch_id = add_watch(session_factory)
+    # Half an interval old: after its first run the next is half an hour away.
+    watch_id = add_watch(session_factory, created_ago_s=1800)
     a = service(tmp_path, migrated, session_factory, "a")
     b = service(tmp_path, migrated, session_factory, "b")
     try:
@@ -82,6 +86,12 @@ def test_one_active_scheduler_and_failover(
         assert not b.active
         assert a.aps is not None
         assert [j.id for j in a.aps.get_jobs()] == [f"watch:{watch_id}"]
+        # A watch that never ran is due at once: the active scheduler's thread queues it.
+        for _ in range(600):
+            if count_runs(session_factory) == 1:
+                break
+            time.sleep(0.05)
+        assert count_runs(session_factory) == 1
         # Both firing the same scheduled time still makes one run.
         when = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
         before = count_runs(session_factory)
