@@ -127,22 +127,20 @@ class _Segment:
         return lo, hi
 
 
-class SubFingerprintIndex:
-    """Inverted index from sub-fingerprint value to (work, frame), ~8.4 bytes an entry.
+class Postings:
+    """Sorted postings (32-bit key -> one word packing a work's ordinal and a frame) in a large
+    main segment and a small delta segment of recent additions; removals are tombstones (a
+    dead ordinal) until the next merge, so edits cost the size of the delta, not of the index.
+    Subclasses say what a work's entries are (``_postings``) and how many bits of the word the
+    frame takes (``pos_bits``)."""
 
-    Each entry is the 32-bit key and one 32-bit word packing the work's ordinal and the frame
-    (the first ``MAX_FRAMES`` frames of a work are indexed; verification reads all of it).
-    Entries live in a large sorted main segment and a small sorted delta segment of recent
-    additions; removals are tombstones (a dead ordinal) until the next merge, so edits cost
-    the size of the delta, not of the index. A query reads a bucket-table slot and a short run
-    of keys per active frame.
-    """
+    pos_bits: int = POS_BITS
 
     def __init__(self) -> None:
         self._reset()
 
     def _reset(self) -> None:
-        self._refs: dict[int, U32] = {}
+        self._work_ids: set[int] = set()
         self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
         self._ids: list[int] = []  # ordinal -> work id
         self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
@@ -152,8 +150,16 @@ class SubFingerprintIndex:
         self._in_delta: list[int] = []
         self._dead = 0  # entries of removed works still in the segments
 
+    @property
+    def max_frames(self) -> int:
+        return 1 << self.pos_bits
+
+    @property
+    def max_works(self) -> int:
+        return 1 << (32 - self.pos_bits)
+
     def __len__(self) -> int:
-        return len(self._refs)
+        return len(self._ordinal)
 
     @property
     def entries(self) -> int:
@@ -161,12 +167,23 @@ class SubFingerprintIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the postings (the references themselves are 4 bytes a frame on top)."""
+        """Bytes of the postings (what a subclass keeps per work comes on top)."""
         return sum(s.nbytes for s in (self._main, self._delta))
 
-    def add(self, work_id: int, raw: U32) -> None:
-        self.remove(work_id)
-        if len(self._ids) >= MAX_WORKS:
+    def _postings(self, work_id: int) -> tuple[U32, U32]:
+        """(keys, frames) of one work's entries; frames below ``max_frames``."""
+        raise NotImplementedError
+
+    def _works(self) -> list[tuple[int, object]]:
+        """Every live work and what a subclass keeps for it, for a renumbering."""
+        raise NotImplementedError
+
+    def _readd(self, work_id: int, kept: object) -> None:
+        raise NotImplementedError
+
+    def _register(self, work_id: int) -> None:
+        """A new ordinal for `work_id` (after ``_unregister`` of any old one)."""
+        if len(self._ids) >= self.max_works:
             self._renumber()
         ordinal = len(self._ids)
         self._ids.append(work_id)
@@ -176,56 +193,119 @@ class SubFingerprintIndex:
             self._alive = grown
         self._alive[ordinal] = True
         self._ordinal[work_id] = ordinal
-        self._refs[work_id] = np.ascontiguousarray(raw, dtype=np.uint32)
         self._pending.append(ordinal)
 
-    def remove(self, work_id: int) -> None:
-        if self._refs.pop(work_id, None) is None:
-            return
-        ordinal = self._ordinal.pop(work_id)
+    def _unregister(self, work_id: int) -> bool:
+        ordinal = self._ordinal.pop(work_id, None)
+        if ordinal is None:
+            return False
         self._alive[ordinal] = False
         if ordinal in self._pending:
             self._pending.remove(ordinal)
         else:
             self._dead += 1
+        return True
 
-    def ref(self, work_id: int) -> U32:
-        return self._refs[work_id]
-
-    def _postings(self, ordinal: int) -> tuple[U32, U32]:
-        raw = self._refs[self._ids[ordinal]][:MAX_FRAMES]
-        keep = np.flatnonzero(active_mask(raw) | (np.arange(raw.size) == 0))
-        vals = (np.uint32(ordinal) << np.uint32(POS_BITS)) | keep.astype(np.uint32)
-        return raw[keep], vals
+    def _packed(self, ordinal: int) -> tuple[U32, U32]:
+        keys, frames = self._postings(self._ids[ordinal])
+        return keys, (np.uint32(ordinal) << np.uint32(self.pos_bits)) | frames.astype(np.uint32)
 
     def _renumber(self) -> None:
         """Ordinals exhausted: give the live works fresh ones and rebuild everything."""
-        refs = list(self._refs.items())
+        works = self._works()
         self._reset()
-        for work_id, raw in refs:
-            self.add(work_id, raw)
+        for work_id, kept in works:
+            self._readd(work_id, kept)
 
     def _refresh(self) -> None:
         if not self._pending:
             return
         live = [o for o in self._in_delta + self._pending if self._alive[o]]
-        if sum(self._refs[self._ids[o]].size for o in live) > max(MIN_MERGE, len(self._main) // 8):
-            self._merge(live)
+        parts = [self._packed(o) for o in live]
+        if sum(k.size for k, _ in parts) > max(MIN_MERGE, len(self._main) // 8):
+            self._merge(parts)
         else:
-            self._delta = _Segment.build([self._postings(o) for o in live])
+            self._delta = _Segment.build(parts)
             self._in_delta = live
         self._pending = []
 
-    def _merge(self, delta: list[int]) -> None:
+    def _merge(self, delta: list[tuple[U32, U32]]) -> None:
         main = self._main
         if self._dead:  # drop the entries of removed works
-            keep = self._alive[main.vals >> np.uint32(POS_BITS)]
+            keep = self._alive[main.vals >> np.uint32(self.pos_bits)]
             main = _Segment(main.keys[keep], main.vals[keep])
-        parts = [(main.keys, main.vals)] + [self._postings(o) for o in delta]
-        self._main = _Segment.build(parts)
+        self._main = _Segment.build([(main.keys, main.vals), *delta])
         self._delta = _Segment.build([])
         self._in_delta = []
         self._dead = 0
+
+    def _matches(self, keys: U32, stop: int | None = None) -> tuple[I64, I64, I64]:
+        """(index into `keys`, work ordinal, frame) of every live posting of every key;
+        keys with more than `stop` postings are skipped (they carry no evidence)."""
+        self._refresh()
+        parts: list[tuple[I64, I64, I64]] = []
+        for seg in (self._main, self._delta):
+            if len(seg) == 0 or keys.size == 0:
+                continue
+            lo, hi = seg.lookup(keys)
+            counts = hi - lo
+            if stop is not None:
+                counts[counts > stop] = 0
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            rep = np.repeat(np.arange(keys.size), counts)
+            flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
+            vals = seg.vals[flat]
+            ordinal = (vals >> np.uint32(self.pos_bits)).astype(np.int64)
+            ok = self._alive[ordinal]
+            frame = (vals & np.uint32(self.max_frames - 1)).astype(np.int64)
+            parts.append((rep[ok], ordinal[ok], frame[ok]))
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
+
+class SubFingerprintIndex(Postings):
+    """Inverted index from sub-fingerprint value to (work, frame), ~8.4 bytes an entry.
+
+    Each entry is the 32-bit key and one 32-bit word packing the work's ordinal and the frame
+    (the first ``MAX_FRAMES`` frames of a work are indexed; verification reads all of it).
+    A query reads a bucket-table slot and a short run of keys per active frame.
+    """
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._refs: dict[int, U32] = {}
+
+    def add(self, work_id: int, raw: U32) -> None:
+        self.remove(work_id)
+        self._refs[work_id] = np.ascontiguousarray(raw, dtype=np.uint32)
+        self._register(work_id)
+
+    def remove(self, work_id: int) -> None:
+        if self._unregister(work_id):
+            del self._refs[work_id]
+
+    def ref(self, work_id: int) -> U32:
+        return self._refs[work_id]
+
+    def _postings(self, work_id: int) -> tuple[U32, U32]:
+        raw = self._refs[work_id][:MAX_FRAMES]
+        keep = np.flatnonzero(active_mask(raw) | (np.arange(raw.size) == 0))
+        return raw[keep], keep.astype(np.uint32)
+
+    def _works(self) -> list[tuple[int, object]]:
+        return list(self._refs.items())
+
+    def _readd(self, work_id: int, kept: object) -> None:
+        assert isinstance(kept, np.ndarray)
+        self.add(work_id, kept)
 
     def votes(self, query: U32, scale: float = 1.0) -> dict[tuple[int, int], int]:
         """(work_id, offset bin) -> votes: every exact key match of an active query frame."""
@@ -236,33 +316,15 @@ class SubFingerprintIndex:
         }
 
     def _vote(self, query: U32, scale: float) -> tuple[I64, I64]:
-        self._refresh()
         qi = np.flatnonzero(active_mask(query))
-        empty = np.zeros(0, np.int64)
-        if qi.size == 0:
-            return empty, empty
-        keys: list[I64] = []
-        for seg in (self._main, self._delta):
-            if len(seg) == 0:
-                continue
-            lo, hi = seg.lookup(query[qi])
-            counts = hi - lo
-            counts[counts > STOP_POSTINGS] = 0
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            rep_q = np.repeat(qi, counts)
-            flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
-            vals = seg.vals[flat]
-            ordinal = (vals >> np.uint32(POS_BITS)).astype(np.int64)
-            ok = self._alive[ordinal]
-            pos = (vals & np.uint32(MAX_FRAMES - 1)).astype(np.int64)
-            offsets = pos[ok] - np.rint(rep_q[ok] * scale).astype(np.int64)
-            # Votes in bins of two frames so a half-frame misalignment does not split them.
-            keys.append((ordinal[ok] << _OFF_BITS) + ((offsets >> 1) + _OFF_ZERO))
-        if not keys:
-            return empty, empty
-        uniq, votes = np.unique(np.concatenate(keys), return_counts=True)
+        rep, ordinal, pos = self._matches(query[qi], STOP_POSTINGS)
+        if rep.size == 0:
+            return rep, rep
+        offsets = pos - np.rint(qi[rep] * scale).astype(np.int64)
+        # Votes in bins of two frames so a half-frame misalignment does not split them.
+        uniq, votes = np.unique(
+            (ordinal << _OFF_BITS) + ((offsets >> 1) + _OFF_ZERO), return_counts=True
+        )
         return uniq, votes
 
     def candidates(self, query: U32, scale: float = 1.0) -> list[tuple[int, int, int]]:

@@ -72,13 +72,14 @@ def test_index_votes_equal_brute_force(
 
 
 def test_renumbering_keeps_the_live_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audiomatch, "MAX_WORKS", 4)
+    monkeypatch.setattr(SubFingerprintIndex, "max_works", property(lambda self: 4))
     index = SubFingerprintIndex()
     raw = np.arange(1, 40, dtype=np.uint32) * np.uint32(0x01010101)
     for _k in range(10):  # re-adding the same work burns an ordinal each time
         index.add(1, raw)
     index.add(2, raw[::-1].copy())
     assert len(index) == 2
+    assert len(index._ids) <= 4  # renumbered, not grown past the ordinals there are
     assert [al.work_id for al in index.search(raw[5:30])][:1] == [1]
 
 
