@@ -5,7 +5,9 @@ work's views (plain pHash, and crop/mirror views); candidates, and the works tha
 most keypoint descriptors with the query, are verified with ORB + RANSAC, which also gives
 the region. Audio: Chromaprint excerpt matching, plain and on speed/pitch-corrected variants,
 decided by a z-like statistic of the aligned bit error rate that grows with evidence length;
-a second Chromaprint of the telephone band (both sides band-limited) finds telephone copies.
+a second Chromaprint of the telephone band (both sides band-limited) finds telephone copies;
+peak-pair landmarks (fingerprints.landmarks) find what damages Chromaprint's whole-frame bits:
+speech over the music, short excerpts, pitch shifts.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-from fingerprints import audio
+from fingerprints import audio, landmarks
 from fingerprints.audiomatch import SubFingerprintIndex
 from fingerprints.base import MediaKind
 from fingerprints.hamming import parse_hashes
 from fingerprints.image import ImagePHash
 from fingerprints.index import MultiIndexHashing
 from fingerprints.keypoints import ImageORB, Keypoints, verify
+from fingerprints.landmarks import AudioLandmarks, LandmarkIndex, decode_peaks
 from fingerprints.multicrop import ImageMultiCropHash
 from fingerprints.orbindex import OrbIndex
 from fingerprints.prints import Prints
@@ -30,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 SHIFTED = "audio_chromaprint_shifted"  # threshold key for speed/pitch-corrected audio variants
 
+LANDMARK_VOTES = 55.0
+# Landmark search costs ~0.6 ms of CPU per indexed work and query (every query pair meets the
+# random postings of every work), unlike Chromaprint's exact-key index: past this many audio
+# works it would dominate a crawl, so the matcher then uses Chromaprint alone (logged once).
+LANDMARK_MAX_WORKS = 2_000
 # Defaults: the zero-false-positive thresholds measured by bench/bench_matching.py
 # (bench/results/matching.md), each moved one notch stricter for catalogues larger than the
 # benchmark's. Settings may override them per type name.
@@ -42,10 +50,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # (11.2 h of distractor music) needed 1.92 and 2.18 for zero false matches.
     SHIFTED: 2.1,
     audio.AudioChromaprintBand.name: 2.4,
+    # Landmarks: min distinct pair hashes agreeing on one offset; the full-size run needed 50.
+    AudioLandmarks.name: LANDMARK_VOTES,
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
 LOOSE_Z = 0.5
+LOOSE_VOTES = 4
 REGION_INLIERS = 8  # fewest inliers trusted for drawing the region of a hash hit
 
 
@@ -87,6 +98,8 @@ class Matcher:
         self._orb = OrbIndex()
         self._audio = SubFingerprintIndex()
         self._band = SubFingerprintIndex()
+        self._landmarks = LandmarkIndex()
+        self._landmarks_warned = False
         self._kinds: dict[int, MediaKind] = {}
 
     def __len__(self) -> int:
@@ -110,6 +123,8 @@ class Matcher:
                 self._audio.add(work_id, audio.decode_query(value)[0])
             elif name == audio.AudioChromaprintBand.name:
                 self._band.add(work_id, audio.decode_raw(value))
+            elif name == AudioLandmarks.name:
+                self._landmarks.add(work_id, *decode_peaks(value))
 
     def remove(self, work_id: int) -> None:
         if self._kinds.pop(work_id, None) is None:
@@ -119,6 +134,7 @@ class Matcher:
         self._orb.remove(work_id)
         self._audio.remove(work_id)
         self._band.remove(work_id)
+        self._landmarks.remove(work_id)
 
     def search(self, prints: Prints) -> list[Hit]:
         """Hits best first, one per work, only above the thresholds."""
@@ -200,6 +216,18 @@ class Matcher:
             return None
         return _box(found.box, scale, None)
 
+    def _landmarks_on(self) -> bool:
+        if len(self._landmarks) <= LANDMARK_MAX_WORKS:
+            return True
+        if not self._landmarks_warned:
+            self._landmarks_warned = True
+            logger.warning(
+                "%d audio works: over %d, landmark matching is off (Chromaprint only)",
+                len(self._landmarks),
+                LANDMARK_MAX_WORKS,
+            )
+        return False
+
     def _sound(self, prints: Prints, loose: bool) -> list[Evidence]:
         name = audio.AudioChromaprint.name
         value = self._value(prints, name)
@@ -220,6 +248,15 @@ class Matcher:
                     score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
                     hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
                     out.append(Evidence(al.work_id, method, z, hit))
+        peaks = self._value(prints, AudioLandmarks.name)
+        if peaks is not None and self._landmarks_on():
+            floor = LOOSE_VOTES if loose else self.thresholds[AudioLandmarks.name]
+            for lm in self._landmarks.search(*decode_peaks(peaks)):
+                if lm.votes >= floor:
+                    score = min(1.0, 0.5 + lm.votes / 400)
+                    offset_s = lm.offset * landmarks.FRAME_S
+                    hit = Hit(lm.work_id, score, offset_s, None, AudioLandmarks.name)
+                    out.append(Evidence(lm.work_id, AudioLandmarks.name, lm.votes, hit))
         return out
 
 

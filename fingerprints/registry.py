@@ -6,6 +6,7 @@ from fingerprints.audio import AudioChromaprint, AudioChromaprintBand
 from fingerprints.base import FingerprintType, MediaKind, UnknownFingerprintType
 from fingerprints.image import ImagePHash
 from fingerprints.keypoints import ImageORB
+from fingerprints.landmarks import AudioLandmarks
 from fingerprints.multicrop import ImageMultiCropHash
 
 ALL: tuple[type[FingerprintType], ...] = (
@@ -14,6 +15,7 @@ ALL: tuple[type[FingerprintType], ...] = (
     ImageORB,
     AudioChromaprint,
     AudioChromaprintBand,
+    AudioLandmarks,
 )
 _BY_NAME = {t.name: t for t in ALL}
 

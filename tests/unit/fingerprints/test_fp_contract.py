@@ -12,6 +12,7 @@ from fingerprints.audio import AudioChromaprint, AudioChromaprintBand
 from fingerprints.base import FingerprintType, UnknownFingerprintType
 from fingerprints.image import ImagePHash
 from fingerprints.keypoints import ImageORB
+from fingerprints.landmarks import AudioLandmarks
 from fingerprints.multicrop import ImageMultiCropHash
 from fingerprints.registry import ALL, by_name
 
@@ -78,3 +79,7 @@ class TestAudioChromaprintContract(FingerprintTypeContract):
 
 class TestAudioChromaprintBandContract(FingerprintTypeContract):
     ftype = AudioChromaprintBand
+
+
+class TestAudioLandmarksContract(FingerprintTypeContract):
+    ftype = AudioLandmarks

@@ -138,7 +138,9 @@ def test_audio_inside_a_longer_mix(audio_matcher: Matcher, songs: list[np.ndarra
 
 
 def test_audio_noise_and_volume(audio_matcher: Matcher, songs: list[np.ndarray]) -> None:
-    rng = np.random.default_rng(4)
+    # Not seed 1-4: those made the songs, whose noise floor would then be this very noise
+    # (scaled), and the landmarks rightly find song 4's floor in the clip.
+    rng = np.random.default_rng(104)
     clip = songs[1][20 * RATE : 30 * RATE]
     power = float(np.mean(clip**2))
     noisy = clip + rng.normal(0, np.sqrt(power / 10), clip.size).astype(np.float32)  # SNR 10 dB

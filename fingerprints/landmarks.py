@@ -1,0 +1,326 @@
+"""Peak-pair landmarks: the second audio fingerprint, for what Chromaprint cannot survive.
+
+Chromaprint summarises each frame's whole chroma into 32 bits, so speech over the music, a
+telephone band or a 5-second excerpt flips too many bits at once. Landmarks (Wang 2003,
+"An industrial-strength audio search algorithm"; audfprint and Panako are later variants)
+keep only the strongest spectral peaks and hash pairs of them: a peak that survives the
+damage still pairs with others that survive, and the pairs that agree on one time offset
+are the evidence. Here:
+
+* only 300-3,400 Hz is read (a telephone channel keeps it; the bass that dominates most
+  mixes and that a telephone drops never takes a peak's place);
+* a peak's frequency is kept on a log scale (half-semitone units, sub-bin precise by
+  parabolic interpolation), so a pitch shift moves every peak by the same amount and a
+  query can undo it by shifting, not by fingerprinting the file again;
+* the stored value is the peaks themselves (frame, log-frequency), not the hashes, so the
+  query side can form denser pairs and try shifted variants cheaply.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+from scipy.ndimage import maximum_filter
+
+from fingerprints.audio import (
+    I16,
+    QUERY_SECONDS,
+    SAMPLE_RATE,
+    WORK_SECONDS,
+    decode_audio,
+    require_sound,
+)
+from fingerprints.audiomatch import Postings
+from fingerprints.base import FingerprintType, MediaKind
+
+N_FFT = 1024  # 93 ms windows: a semitone is 1.7 bins at 300 Hz
+HOP = 256  # 23.2 ms frames, 43 a second
+FRAME_S = HOP / SAMPLE_RATE
+BAND_HZ = (300.0, 3400.0)
+UNITS_PER_OCTAVE = 24  # half semitones
+LOG_MAX = int(np.ceil(UNITS_PER_OCTAVE * np.log2(BAND_HZ[1] / BAND_HZ[0])))  # 84
+PEAK_FRAMES, PEAK_BINS = 9, 11  # a peak is the maximum of its 0.2 s x ~120 Hz neighbourhood
+PEAKS_PER_S = {"work": 12, "query": 48}  # queries keep more, so the work's peaks are among them
+FAN_OUT = {"work": 4, "query": 20}  # pairs formed from each anchor peak
+DT_MAX = 48  # frames (1.1 s) between a pair's peaks; fits 6 bits
+DQ_MAX = 30  # half semitones between a pair's peaks
+TOP_CANDIDATES = 8
+TOP_CELLS = 256  # best-voted (work, window, offset) cells examined per variant
+Q_SCALE = 64
+WINDOW_STEP = round(10.0 / FRAME_S)  # votes are counted per 20 s query window, every 10 s
+OFF_BIAS = 1 << 15  # offsets kept: +-32,768 frames (12.7 min)
+DEAD_DB = 20.0  # stored log-frequency: units * 64 in a uint16
+
+F32 = npt.NDArray[np.float32]
+U16 = npt.NDArray[np.uint16]
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+
+def spectrogram(samples: I16) -> F32:
+    """Log magnitude (dB) of the 300-3,400 Hz bins, frames x bins."""
+    x = samples.astype(np.float32) / 32768.0
+    frames = 1 + (x.size - N_FFT) // HOP
+    if frames < 1:
+        return np.zeros((0, 0), np.float32)
+    view = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP][:frames]
+    # scipy.fft keeps float32 single precision: ~5x numpy.fft (always float64) here.
+    spec = scipy.fft.rfft(view * np.hanning(N_FFT).astype(np.float32), axis=1)
+    lo, hi = (round(f * N_FFT / SAMPLE_RATE) for f in BAND_HZ)
+    band = spec[:, lo : hi + 1]
+    power: F32 = (band.real**2 + band.imag**2).astype(np.float32)
+    db: F32 = (10.0 * np.log10(power + np.float32(1e-12))).astype(np.float32)
+    return db
+
+
+def peaks(samples: I16, per_s: int) -> tuple[I64, F32]:
+    """(frame, log-frequency in half semitones above 300 Hz) of the strongest local maxima,
+    at most `per_s` a second, in time order."""
+    spec = spectrogram(samples)
+    if spec.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    # Whitening per bin (minus its mean over the file) keeps a loud band from taking every
+    # peak; a peak must also stand 6 dB above the frame's mean. Bins a codec or a telephone
+    # left empty (20 dB under the typical bin) are not whitened up into codec-noise peaks.
+    level = spec.mean(axis=0, keepdims=True)
+    spec -= np.maximum(level, np.median(level) - DEAD_DB)
+    local = maximum_filter(spec, size=(PEAK_FRAMES, PEAK_BINS), mode="nearest")
+    floor = spec.mean(axis=1, keepdims=True) + 6.0
+    t, b = np.nonzero((spec == local) & (spec > floor))
+    b_ok = (b > 0) & (b < spec.shape[1] - 1)
+    t, b = t[b_ok], b[b_ok]
+    level = spec[t, b]
+    # Strongest `per_s` in each second.
+    second = t // round(1.0 / FRAME_S)
+    order = np.lexsort((-level, second))
+    t, b, level, second = t[order], b[order], level[order], second[order]
+    rank = np.arange(t.size) - np.searchsorted(second, second, side="left")
+    keep = rank < per_s
+    t, b = t[keep], b[keep]
+    # Sub-bin frequency by a parabola through the peak and its neighbours.
+    y0, y1, y2 = spec[t, b - 1], spec[t, b], spec[t, b + 1]
+    den = y0 - 2 * y1 + y2
+    delta = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1), 0.0)
+    lo = round(BAND_HZ[0] * N_FFT / SAMPLE_RATE)
+    hz = (lo + b + delta) * SAMPLE_RATE / N_FFT
+    q = UNITS_PER_OCTAVE * np.log2(np.maximum(hz, 1.0) / BAND_HZ[0])
+    order = np.argsort(t, kind="stable")
+    return t[order].astype(np.int64), q[order].astype(np.float32)
+
+
+def encode_peaks(t: I64, q: F32) -> str:
+    packed = np.empty((t.size, 2), "<u2")
+    packed[:, 0] = np.minimum(t, 0xFFFF)
+    packed[:, 1] = np.clip(np.rint(q * Q_SCALE), 0, 0xFFFF)
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def decode_peaks(value: str) -> tuple[I64, F32]:
+    packed = np.frombuffer(base64.b64decode(value), "<u2").reshape(-1, 2)
+    q: F32 = packed[:, 1].astype(np.float32) / np.float32(Q_SCALE)
+    return packed[:, 0].astype(np.int64), q
+
+
+def pairs(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64, I64]:
+    """(anchor frame, anchor q, dq, dt) of each anchor with its next `fan_out` peaks that
+    lie 1..DT_MAX frames later and within DQ_MAX; q values still continuous (as float->int
+    happens per variant)."""
+    n = t.size
+    a_idx, b_idx = [], []
+    for k in range(1, 4 * fan_out + 1):  # candidates: the next 4x fan_out peaks in time
+        a = np.arange(max(0, n - k))
+        a_idx.append(a)
+        b_idx.append(a + k)
+    if not a_idx or n < 2:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    a = np.concatenate(a_idx)
+    b = np.concatenate(b_idx)
+    dt = t[b] - t[a]
+    dq = q[b] - q[a]
+    ok = (dt >= 1) & (dt <= DT_MAX) & (np.abs(dq) <= DQ_MAX)
+    a, b = a[ok], b[ok]
+    # Keep each anchor's first `fan_out` partners (nearest in time: k grows).
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    rank = np.arange(a.size) - np.searchsorted(a, a, side="left")
+    keep = rank < fan_out
+    return a[keep], b[keep], t[a[keep]], t[b[keep]] - t[a[keep]]
+
+
+def hashes(q: F32, a: I64, b: I64, dt: I64, shift: float = 0.0) -> U32:
+    """20-bit hashes: anchor log-frequency (7 bits), its difference to the partner's (7), dt (6).
+    `shift` (half semitones) is subtracted from every frequency first: the pitch variant."""
+    qa = np.clip(np.rint(q[a] - shift), 0, LOG_MAX).astype(np.uint32)
+    dq = np.clip(np.rint(q[b] - q[a]) + 64, 0, 127).astype(np.uint32)
+    out: U32 = (qa << np.uint32(13)) | (dq << np.uint32(6)) | (dt.astype(np.uint32) & np.uint32(63))
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Landmark:
+    work_id: int
+    offset: int  # work frame aligned with query frame 0
+    votes: int  # pairs agreeing on that offset
+    pairs: int  # query pairs tried (for context)
+    shift: float
+    scale: float
+
+
+# Query variants: (pitch shift in half semitones, time scale of the query against the work).
+# Speed changes move both (a 2 % faster copy is 0.69 half-semitones higher and 2 % shorter);
+# a pitch-only shift moves frequencies alone.
+VARIANTS: tuple[tuple[float, float], ...] = (
+    (0.0, 1.0),
+    *((UNITS_PER_OCTAVE * float(np.log2(r)), r) for r in (0.98, 0.99, 1.01, 1.02)),
+    (-2.0, 1.0),
+    (2.0, 1.0),
+)
+
+
+class LandmarkIndex(Postings):
+    """Inverted index from 20-bit pair hash to (work, anchor frame), 8 bytes a pair plus the
+    peaks kept per work (4 bytes a peak); main and delta segments with tombstones, so adding
+    or removing a work costs the delta, not a rebuild (``audiomatch.Postings``)."""
+
+    pos_bits = 15  # frames of a work indexed: 32,768 (12.7 min); 131,072 works an index
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._peaks: dict[int, tuple[I64, F32]] = {}
+
+    def add(self, work_id: int, t: I64, q: F32) -> None:
+        self.remove(work_id)
+        self._peaks[work_id] = (t, q)
+        self._register(work_id)
+
+    def remove(self, work_id: int) -> None:
+        if self._unregister(work_id):
+            del self._peaks[work_id]
+
+    def _postings(self, work_id: int) -> tuple[U32, U32]:
+        t, q = self._peaks[work_id]
+        keep = t < self.max_frames
+        t, q = t[keep], q[keep]
+        a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
+        return hashes(q, a, b, dt), ta.astype(np.uint32)
+
+    def _works(self) -> list[tuple[int, object]]:
+        return list(self._peaks.items())
+
+    def _readd(self, work_id: int, kept: object) -> None:
+        assert isinstance(kept, tuple)
+        self.add(work_id, kept[0], kept[1])
+
+    def search(self, t: I64, q: F32) -> list[Landmark]:
+        """Best (work, offset) per work over all variants, most votes first."""
+        if len(self) == 0 or t.size < 2:
+            return []
+        a, b, ta, dt = pairs(t, q, FAN_OUT["query"])
+        best: dict[int, Landmark] = {}
+        for shift, scale in VARIANTS:
+            dts = np.clip(np.rint(dt * scale), 1, 63).astype(np.int64)
+            keys = hashes(q, a, b, dts, shift)
+            rep, ordinal, frame = self._matches(keys)
+            if rep.size == 0:
+                continue
+            offset = frame - np.rint(ta[rep] * scale).astype(np.int64)
+            for hit in self._count(ordinal, offset, ta[rep], keys[rep]):
+                hit = dataclasses.replace(hit, pairs=int(keys.size), shift=shift, scale=scale)
+                if hit.work_id not in best or hit.votes > best[hit.work_id].votes:
+                    best[hit.work_id] = hit
+        return sorted(best.values(), key=lambda h: -h.votes)[:TOP_CANDIDATES]
+
+    def _count(self, ordinal: I64, offset: I64, anchor: I64, key: U32) -> list[Landmark]:
+        """The best-voted (work, offset) of each work among these matched pairs.
+
+        Votes are counted per 20 s window of the query (windows start every 10 s, so an
+        excerpt of up to 10 s lies whole in one): the random votes a long query collects
+        grow with its length, the evidence of an excerpt inside it does not. One vote per
+        distinct hash: a sustained tone repeats one pair all along and would otherwise
+        outvote a melody. Offsets within a frame either side are summed, so a match on a
+        bin edge is not split.
+        """
+        ok = (offset > -OFF_BIAS) & (offset < OFF_BIAS)
+        ordinal, offset, anchor, key = ordinal[ok], offset[ok], anchor[ok], key[ok]
+        first = anchor // WINDOW_STEP
+        window = np.concatenate([first, first - 1])
+        inside = window >= 0
+        cell = np.concatenate([ordinal, ordinal])[inside] << 22
+        cell |= np.minimum(window[inside], 63) << 16
+        cell |= np.concatenate([offset, offset])[inside] + OFF_BIAS
+        distinct = _sorted_unique(
+            (cell << 20) | np.concatenate([key, key])[inside].astype(np.int64)
+        )
+        cells = distinct >> 20  # still sorted
+        first = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+        uniq, votes = cells[first], np.diff(np.append(first, cells.size))
+        # Only the best-voted cells can win: smooth those, not the ~one-vote crowd.
+        top = np.argpartition(votes, -TOP_CELLS)[-TOP_CELLS:] if votes.size > TOP_CELLS else None
+        cells = uniq if top is None else uniq[top]
+        smooth = (votes if top is None else votes[top]).copy()
+        for d in (-1, 1):
+            at = np.minimum(np.searchsorted(uniq, cells + d), uniq.size - 1)
+            same = uniq[at] == cells + d
+            smooth[same] += votes[at[same]]
+        out: list[Landmark] = []
+        seen: set[int] = set()
+        for i in np.argsort(-smooth, kind="stable"):
+            work_id = self._ids[int(cells[i] >> 22)]
+            if work_id in seen:
+                continue
+            seen.add(work_id)
+            off = int(cells[i] & 0xFFFF) - OFF_BIAS
+            out.append(Landmark(work_id, off, int(smooth[i]), 0, 0.0, 1.0))
+            if len(out) >= TOP_CANDIDATES:
+                break
+        return out
+
+
+def _sorted_unique(x: I64) -> I64:
+    """np.unique by sorting: numpy 2's default hash-based unique is ~10x slower here."""
+    x = np.sort(x)
+    keep: I64 = x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
+    return keep
+
+
+class AudioLandmarks(FingerprintType):
+    """Spectral peaks (frame, log-frequency) of 300-3,400 Hz: base64 of little-endian uint16
+    pairs. Works keep PEAKS_PER_S["work"] a second, found files twice that."""
+
+    name: ClassVar[str] = "audio_landmarks"
+    version: ClassVar[int] = 1
+    media: ClassVar[MediaKind] = MediaKind.AUDIO
+
+    @classmethod
+    def from_samples(cls, samples: I16, side: str = "work") -> str:
+        require_sound(samples)
+        return encode_peaks(*peaks(samples, PEAKS_PER_S[side]))  # few peaks: few votes
+
+    @classmethod
+    def query_from_samples(cls, samples: I16) -> str:
+        return cls.from_samples(samples, "query")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> str:
+        return cls.from_samples(decode_audio(data, WORK_SECONDS))
+
+    @classmethod
+    def query_from_bytes(cls, data: bytes) -> str:
+        return cls.query_from_samples(decode_audio(data, QUERY_SECONDS))
+
+    @classmethod
+    def distance(cls, a: str, b: str) -> float:
+        """0 for the same peaks, else 1 / (1 + aligned pair votes) of `a` searched in `b`:
+        1 when nothing lines up."""
+        if a == b:
+            return 0.0
+        index = LandmarkIndex()
+        index.add(0, *decode_peaks(b))
+        found = index.search(*decode_peaks(a))
+        return 1.0 / (1.0 + (found[0].votes if found else 0))

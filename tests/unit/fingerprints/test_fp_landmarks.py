@@ -1,0 +1,248 @@
+"""Peak-pair landmarks: the stored format, the pair maths, the index against brute force, and
+the damage they are there for (speech over the music, a 5 s excerpt, a pitch shift)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from fpsynth import RATE, encode_audio, make_music
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprints import audiomatch
+from fingerprints import landmarks as lm
+from fingerprints.audio import SAMPLE_RATE, decode_audio
+from fingerprints.base import MediaKind
+from fingerprints.matcher import Matcher
+from fingerprints.prints import fingerprint_query, fingerprint_work
+
+peak_lists = st.lists(
+    st.tuples(st.integers(0, 30_000), st.floats(0, lm.LOG_MAX, allow_nan=False)),
+    min_size=0,
+    max_size=200,
+).map(lambda ps: sorted(ps))
+
+
+def _arrays(ps: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([p[0] for p in ps], np.int64), np.array([p[1] for p in ps], np.float32)
+
+
+@given(peak_lists)
+def test_peaks_round_trip_within_storage_precision(ps: list[tuple[int, float]]) -> None:
+    t, q = _arrays(ps)
+    t2, q2 = lm.decode_peaks(lm.encode_peaks(t, q))
+    assert np.array_equal(t2, t)
+    assert np.all(np.abs(q2 - q) <= 0.5 / lm.Q_SCALE + 1e-6)
+
+
+@given(peak_lists, st.integers(1, 12))
+def test_pairs_respect_the_target_zone_and_fan_out(ps: list[tuple[int, float]], fan: int) -> None:
+    t, q = _arrays(ps)
+    a, b, ta, dt = lm.pairs(t, q, fan)
+    assert np.all((dt >= 1) & (dt <= lm.DT_MAX))
+    assert np.all(np.abs(q[b] - q[a]) <= lm.DQ_MAX)
+    assert np.array_equal(ta, t[a])
+    assert np.array_equal(dt, t[b] - t[a])
+    assert all(n <= fan for n in Counter(a.tolist()).values())
+    # Partners are the nearest later peaks in the zone: nothing skipped between them.
+    for anchor, n in Counter(a.tolist()).items():
+        if n < fan:
+            later = [
+                j
+                for j in range(anchor + 1, min(t.size, anchor + 4 * fan + 1))
+                if 1 <= t[j] - t[anchor] <= lm.DT_MAX and abs(q[j] - q[anchor]) <= lm.DQ_MAX
+            ]
+            assert len(later) == n
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(-300, 300))
+def test_index_votes_equal_brute_force(seed: int, shift: int) -> None:
+    """The index's best offset and vote count for a work equal a plain dictionary count of the
+    same distinct hashes (variant 0: no pitch or time change)."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 2000, 300))
+    q = rng.uniform(0, lm.LOG_MAX, 300).astype(np.float32)
+    index = lm.LandmarkIndex()
+    index.add(7, t, q)
+    qt = t[100:200] - t[100] + 50
+    found = index.search(qt, q[100:200])
+    # Brute force over the same pairs.
+    a, b, ta, dt = lm.pairs(t, q, lm.FAN_OUT["work"])
+    ref: dict[int, list[int]] = {}
+    for h, at in zip(lm.hashes(q, a, b, dt).tolist(), ta.tolist(), strict=True):
+        ref.setdefault(h, []).append(at)
+    qa, qb, qta, qdt = lm.pairs(qt, q[100:200], lm.FAN_OUT["query"])
+    distinct: dict[int, set[int]] = {}
+    for h, at in zip(lm.hashes(q[100:200], qa, qb, qdt).tolist(), qta.tolist(), strict=True):
+        for r in ref.get(h, []):
+            distinct.setdefault((r - at) >> 1, set()).add(h)
+    best_bin = max(distinct, key=lambda k: len(distinct[k]))
+    assert found
+    assert found[0].work_id == 7
+    true_offset = t[100] - 50
+    assert abs(found[0].offset - true_offset) <= 2
+    assert found[0].votes >= len(distinct[best_bin])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2**16)), min_size=1, max_size=14),
+    st.lists(st.integers(0, 6), max_size=4),
+    st.sampled_from([0, 10**6]),
+)
+def test_edits_search_like_a_fresh_index(
+    ops: list[tuple[int, int]], removed: list[int], min_merge: int
+) -> None:
+    """Adds, re-adds and removals through delta segments, merges and tombstones find what an
+    index built once from the surviving works finds."""
+
+    def work(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.integers(0, 1500, 250)), rng.uniform(0, lm.LOG_MAX, 250).astype(
+            np.float32
+        )
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
+    try:
+        index, live = lm.LandmarkIndex(), {}
+        t_q, q_q = work(ops[0][1])
+        for k, (work_id, seed) in enumerate(ops):
+            index.add(work_id, *work(seed))
+            live[work_id] = seed
+            if k % 3 == 2:
+                index.search(t_q[50:150], q_q[50:150])
+        for work_id in removed:
+            index.remove(work_id)
+            live.pop(work_id, None)
+        fresh = lm.LandmarkIndex()
+        for work_id, seed in live.items():
+            fresh.add(work_id, *work(seed))
+
+        def found(ix: lm.LandmarkIndex) -> list[tuple[int, int, int]]:  # ties: any order
+            return sorted(
+                (h.work_id, h.offset, h.votes) for h in ix.search(t_q[50:150], q_q[50:150])
+            )
+
+        assert found(index) == found(fresh)
+        assert len(index) == len(live)
+    finally:
+        mp.undo()
+
+
+def test_search_of_an_empty_index_or_query_is_empty() -> None:
+    index = lm.LandmarkIndex()
+    assert index.search(np.arange(10), np.zeros(10, np.float32)) == []
+    index.add(1, np.arange(50), np.linspace(0, 80, 50).astype(np.float32))
+    assert index.search(np.zeros(0, np.int64), np.zeros(0, np.float32)) == []
+    index.remove(1)
+    assert index.search(np.arange(50), np.linspace(0, 80, 50).astype(np.float32)) == []
+
+
+def _tones(seed: int, pitch: float = 1.0, seconds: float = 20.0) -> np.ndarray:
+    """Three tones at random frequencies (not on a semitone grid), new ones every 0.25 s."""
+    rng = np.random.default_rng(seed)
+    step = SAMPLE_RATE // 4
+    tt = np.arange(step) / SAMPLE_RATE
+    parts = []
+    for _ in range(int(seconds * 4)):
+        freqs = rng.uniform(350, 2800, 3)
+        parts.append(sum(np.sin(2 * np.pi * pitch * f * tt) for f in freqs) / 3)
+    return (np.concatenate(parts) * 12000).astype(np.int16)
+
+
+def test_pitch_shift_moves_every_peak_by_two_units() -> None:
+    """Log-frequency peaks: a semitone up is +2 half-semitone units, whatever the frequency."""
+    t0, q0 = lm.peaks(_tones(3), 24)
+    t1, q1 = lm.peaks(_tones(3, 2 ** (1 / 12)), 24)
+
+    def near(t: int, q: float) -> bool:
+        close = np.abs(t0 - t) <= 1
+        return bool(np.any(np.abs(q0[close] - q) <= 0.25))
+
+    moved = sum(near(int(t), float(q) - 2) for t, q in zip(t1, q1, strict=True))
+    unmoved = sum(near(int(t), float(q)) for t, q in zip(t1, q1, strict=True))
+    # The rest are the clicks where tones change (broadband, no pitch to move).
+    assert moved / t1.size > 0.4
+    assert moved > 10 * unmoved
+
+
+@pytest.fixture(scope="module")
+def songs() -> list[np.ndarray]:
+    return [make_music(20 + i, 40.0) for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def matcher(songs: list[np.ndarray]) -> Matcher:
+    m = Matcher()
+    for i, song in enumerate(songs):
+        m.add(i, MediaKind.AUDIO, fingerprint_work(encode_audio(song, "flac")).values)
+    return m
+
+
+def _landmark_hits(matcher: Matcher, data: bytes) -> list[tuple[int, float, float | None]]:
+    return [
+        (ev.work_id, ev.raw, ev.hit.offset_s)
+        for ev in matcher.evidence(fingerprint_query(data))
+        if ev.method == lm.AudioLandmarks.name and ev.raw >= matcher.thresholds[ev.method]
+    ]
+
+
+def test_five_second_excerpt(matcher: Matcher, songs: list[np.ndarray]) -> None:
+    for i, song in enumerate(songs):
+        hits = _landmark_hits(matcher, encode_audio(song[17 * RATE : 22 * RATE], "ogg"))
+        assert [h[0] for h in hits] == [i]
+        assert hits[0][2] is not None
+        assert abs(hits[0][2] - 17.0) <= 0.5
+
+
+def test_speech_over_music_at_equal_loudness(matcher: Matcher, songs: list[np.ndarray]) -> None:
+    """A talker (formant-filtered noise bursts with a gliding pitch) as loud as the music."""
+    rng = np.random.default_rng(5)
+    for i, song in enumerate(songs):
+        clip = song[8 * RATE : 20 * RATE].copy()
+        n = clip.size
+        tt = np.arange(n) / RATE
+        f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * tt)
+        voice = np.sin(2 * np.pi * np.cumsum(f0) / RATE) * (rng.random(n) < 0.6)
+        voice *= 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * tt) ** 2  # syllables
+        voice = voice.astype(np.float32)
+        voice *= np.sqrt(np.mean(clip**2) / max(np.mean(voice**2), 1e-12))
+        mixed = (clip + voice) / 2
+        assert [h[0] for h in _landmark_hits(matcher, encode_audio(mixed, "mp3"))] == [i]
+
+
+def test_unrelated_music_does_not_match(matcher: Matcher) -> None:
+    for seed in range(60, 66):
+        other = make_music(seed, 12.0)
+        assert _landmark_hits(matcher, encode_audio(other, "mp3")) == []
+
+
+def test_query_keeps_more_peaks_than_a_work() -> None:
+    samples = decode_audio(encode_audio(make_music(9, 20.0), "flac"))
+    work = lm.decode_peaks(lm.AudioLandmarks.from_samples(samples))[0].size
+    query = lm.decode_peaks(lm.AudioLandmarks.query_from_samples(samples))[0].size
+    assert work < query <= 20 * lm.PEAKS_PER_S["query"] + lm.PEAKS_PER_S["query"]
+
+
+def test_over_the_work_cap_landmarks_step_aside(
+    matcher: Matcher,
+    songs: list[np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past LANDMARK_MAX_WORKS the query cost would dominate a crawl: Chromaprint alone,
+    said once in the log."""
+    from fingerprints import matcher as matcher_module
+
+    clip = encode_audio(songs[0][5 * RATE : 15 * RATE], "mp3")
+    assert _landmark_hits(matcher, clip)
+    monkeypatch.setattr(matcher_module, "LANDMARK_MAX_WORKS", 3)
+    monkeypatch.setattr(matcher, "_landmarks_warned", False)
+    with caplog.at_level("WARNING", logger="fingerprints.matcher"):
+        assert _landmark_hits(matcher, clip) == []
+        assert [h.work_id for h in matcher.search(fingerprint_query(clip))] == [0]
+    assert sum("landmark matching is off" in r.getMessage() for r in caplog.records) == 1
