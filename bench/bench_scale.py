@@ -6,7 +6,9 @@ child process per (profile, size) so each memory figure starts from a clean inte
 * image-full: what `works add` stores for an image: pHash, ~40 multi-crop hashes, ~160 ORB
   keypoints (random, as many as real photographs give);
 * image-hash: the same without ORB (the hash indexes alone: the 1M-works case);
-* audio: 240 s of Chromaprint sub-fingerprints per work (random words).
+* audio: 240 s of Chromaprint sub-fingerprints per work (random words);
+* audio-landmarks: 240 s of spectral peaks per work (12 a second, random times and pitches),
+  queried with 10 s excerpts that keep half the peaks, jittered, among as many random ones.
 
 Reported per case: load and index-build time, resident memory of the index (RSS after the
 first search minus RSS before loading), bytes per work and works per GiB, single-thread query
@@ -46,8 +48,10 @@ FULL = [
     ("audio", 1_000),
     ("audio", 10_000),
     ("audio", 100_000),  # the 100,000 tracks (~6,700 h): 8-byte index entries
+    ("audio-landmarks", 1_000),
+    ("audio-landmarks", 5_000),
 ]
-QUICK = [("image-full", 2_000), ("image-hash", 10_000), ("audio", 500)]
+QUICK = [("image-full", 2_000), ("image-hash", 10_000), ("audio", 500), ("audio-landmarks", 500)]
 QUERIES = 200
 MULTICROP = 40
 ORB_POINTS = 160
@@ -68,12 +72,20 @@ def child(kind: str, n: int) -> dict[str, object]:
     from fingerprints import Matcher, MediaKind, Prints
     from fingerprints.audio import FRAME_S, encode_raw
     from fingerprints.keypoints import Keypoints
+    from fingerprints.landmarks import FRAME_S as LM_FRAME_S
+    from fingerprints.landmarks import LOG_MAX, PEAKS_PER_S, encode_peaks
     from fingerprints.registry import by_name
 
     rng = np.random.default_rng(20261129)
     ver = {
         name: by_name(name).version
-        for name in ("image_phash", "image_multicrop", "image_orb", "audio_chromaprint")
+        for name in (
+            "image_phash",
+            "image_multicrop",
+            "image_orb",
+            "audio_chromaprint",
+            "audio_landmarks",
+        )
     }
 
     def hexes(words: np.ndarray) -> str:
@@ -99,30 +111,48 @@ def child(kind: str, n: int) -> dict[str, object]:
     def audio_raw(i: int) -> np.ndarray:
         return np.random.default_rng(i).integers(0, 2**32, size=frames, dtype=np.uint32)
 
-    media = MediaKind.AUDIO if kind == "audio" else MediaKind.IMAGE
+    def peaks(i: int, seconds: float, per_s: int) -> tuple[np.ndarray, np.ndarray]:
+        r = np.random.default_rng(i)
+        n = int(seconds * per_s)
+        t = np.sort(r.integers(0, int(seconds / LM_FRAME_S), n))
+        return t, r.uniform(0, LOG_MAX, n).astype(np.float32)
+
+    def audio_values(i: int) -> dict[str, tuple[int, str]]:
+        if kind == "audio-landmarks":
+            value = encode_peaks(*peaks(i, AUDIO_S, PEAKS_PER_S["work"]))
+            return {"audio_landmarks": (ver["audio_landmarks"], value)}
+        return {"audio_chromaprint": (ver["audio_chromaprint"], encode_raw(audio_raw(i)))}
+
+    media = MediaKind.AUDIO if kind.startswith("audio") else MediaKind.IMAGE
+    if kind == "audio-landmarks":  # measure the index itself, past the matcher's default cap
+        import fingerprints.matcher
+
+        fingerprints.matcher.LANDMARK_MAX_WORKS = max(n, fingerprints.matcher.LANDMARK_MAX_WORKS)
     matcher = Matcher()
-    matcher.add(
-        -1,
-        media,
-        image_values(-1)
-        if media is MediaKind.IMAGE
-        else {"audio_chromaprint": (ver["audio_chromaprint"], encode_raw(audio_raw(7)))},
-    )
+    matcher.add(-1, media, image_values(-1) if media is MediaKind.IMAGE else audio_values(7))
     matcher.remove(-1)
     base = rss_bytes()
     t0 = time.perf_counter()
     for i in range(n):
-        if media is MediaKind.IMAGE:
-            matcher.add(i, media, image_values(i))
-        else:
-            matcher.add(
-                i,
-                media,
-                {"audio_chromaprint": (ver["audio_chromaprint"], encode_raw(audio_raw(i)))},
-            )
+        matcher.add(i, media, image_values(i) if media is MediaKind.IMAGE else audio_values(i))
     load_s = time.perf_counter() - t0
 
+    def landmark_query(t: np.ndarray, q: np.ndarray) -> Prints:
+        value = encode_peaks(t, q)
+        return Prints(media, "audio/wav", {"audio_landmarks": (ver["audio_landmarks"], value)}, 10)
+
     def planted(i: int) -> Prints:
+        if kind == "audio-landmarks":  # 10 s: 70 % of the work's peaks, moved a little
+            t, q = peaks(i, AUDIO_S, PEAKS_PER_S["work"])
+            start = int(rng.integers(0, int((AUDIO_S - 10) / LM_FRAME_S)))
+            inside = (t >= start) & (t < start + int(10 / LM_FRAME_S)) & (rng.random(t.size) < 0.7)
+            t = t[inside] - start
+            q = q[inside] + rng.normal(0, 0.1, t.size).astype(np.float32)
+            et, eq = peaks(10**8 + i, 10, PEAKS_PER_S["query"] - PEAKS_PER_S["work"] // 2)
+            order = np.argsort(np.concatenate([t, et]), kind="stable")
+            return landmark_query(
+                np.maximum(np.concatenate([t, et])[order], 0), np.concatenate([q, eq])[order]
+            )
         if media is MediaKind.AUDIO:
             raw = audio_raw(i)
             start = int(rng.integers(0, frames - int(30 / FRAME_S)))
@@ -152,6 +182,8 @@ def child(kind: str, n: int) -> dict[str, object]:
         return Prints(media, "image/png", q, None, 640, 480)
 
     def random_query(j: int) -> Prints:
+        if kind == "audio-landmarks":
+            return landmark_query(*peaks(10**9 + j, 10, PEAKS_PER_S["query"]))
         if media is MediaKind.AUDIO:
             raw = np.random.default_rng(10**9 + j).integers(
                 0, 2**32, size=int(30 / FRAME_S), dtype=np.uint32
@@ -175,7 +207,7 @@ def child(kind: str, n: int) -> dict[str, object]:
     matcher.search(random_query(-1))  # builds the indexes
     build_s = time.perf_counter() - t0
     index = rss_bytes() - base
-    count = QUERIES
+    count = QUERIES // 5 if kind == "audio-landmarks" else QUERIES  # ~1 s a query at 1k works
     targets = [int(x) for x in rng.integers(0, n, size=count // 2)]
     queries = [(t, planted(t)) for t in targets] + [
         (None, random_query(j)) for j in range(count // 2)
@@ -504,11 +536,13 @@ def write_report(rows: list[dict[str, object]], *, quick: bool) -> None:
         "",
         "`bench/bench_scale.py`: synthetic fingerprints through `fingerprints.Matcher`, one",
         "process per row; `index_mib` is resident memory after loading and the first search",
-        f"minus before loading; `queries_per_s` is single-threaded over {QUERIES} queries,",
+        f"minus before loading; `queries_per_s` is single-threaded over {QUERIES} queries"
+        f" ({QUERIES // 5} for audio-landmarks),",
         "half planted near-copies, half random",
         "(`random_false_hits` should be 0). image-full = pHash",
         "+ multi-crop + ORB; image-hash = without ORB; audio = 240 s of Chromaprint per work,",
-        "30 s noisy excerpts as queries.",
+        "30 s noisy excerpts as queries; audio-landmarks = 240 s of spectral peaks per work,",
+        "10 s excerpts (half the peaks kept and jittered, among random ones) as queries.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),
