@@ -20,7 +20,7 @@ from sqlalchemy import select
 from svc_serve import RIGHTSWATCH, free_port, wait_healthy
 
 from evidence.db import make_engine, make_session_factory
-from evidence.models import Lease, Run, Watch
+from evidence.models import CrawlUrl, Lease, Run, Watch
 
 FAKE_CRAWL = Path(__file__).parents[1] / "integration" / "service" / "fake_crawl.py"
 
@@ -152,7 +152,12 @@ def test_scheduler_tick_runs_the_real_crawl(rw_init: Any, db_url: str, tmp_path:
             assert run is not None
             assert run.state == "finished", run.error
             assert run.started_by == "scheduler"
-            assert run.matches > 0
+            failed = s.execute(
+                select(CrawlUrl.url, CrawlUrl.error).where(
+                    CrawlUrl.run_id == run.id, CrawlUrl.error.is_not(None)
+                )
+            ).all()
+            assert run.matches > 0, (run.pages, run.media, run.errors, failed)
         engine.dispose()
         assert rw.ok("matches")
         assert rw.ok("scheduler", "tick", env=env)["runs"] == []  # not due again for 6 h
