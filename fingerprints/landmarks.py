@@ -51,13 +51,12 @@ DT_MAX = 48  # frames (1.1 s) between a pair's peaks; fits 6 bits
 DQ_MAX = 30  # half semitones between a pair's peaks
 TOP_CANDIDATES = 8
 TOP_CELLS = 256  # best-voted (work, window, offset) cells examined per variant
-Q_SCALE = 64
+Q_SCALE = 64  # stored log-frequency: units * 64 in a uint16
 WINDOW_STEP = round(10.0 / FRAME_S)  # votes are counted per 20 s query window, every 10 s
 OFF_BIAS = 1 << 15  # offsets kept: +-32,768 frames (12.7 min)
-DEAD_DB = 20.0  # stored log-frequency: units * 64 in a uint16
+DEAD_DB = 20.0  # bins this far under the typical bin are not whitened up
 
 F32 = npt.NDArray[np.float32]
-U16 = npt.NDArray[np.uint16]
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
@@ -127,9 +126,9 @@ def decode_peaks(value: str) -> tuple[I64, F32]:
 
 
 def pairs(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64, I64]:
-    """(anchor frame, anchor q, dq, dt) of each anchor with its next `fan_out` peaks that
-    lie 1..DT_MAX frames later and within DQ_MAX; q values still continuous (as float->int
-    happens per variant)."""
+    """(anchor index, partner index, anchor frame, dt) of each peak paired with its next
+    `fan_out` peaks that lie 1..DT_MAX frames later and within DQ_MAX half semitones. The
+    frequencies stay continuous: each query variant rounds them after its own shift."""
     n = t.size
     a_idx, b_idx = [], []
     for k in range(1, 4 * fan_out + 1):  # candidates: the next 4x fan_out peaks in time
@@ -166,7 +165,7 @@ def hashes(q: F32, a: I64, b: I64, dt: I64, shift: float = 0.0) -> U32:
 class Landmark:
     work_id: int
     offset: int  # work frame aligned with query frame 0
-    votes: int  # pairs agreeing on that offset
+    votes: int  # distinct pair hashes agreeing on that offset (one 20 s query window)
     pairs: int  # query pairs tried (for context)
     shift: float
     scale: float
