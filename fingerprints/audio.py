@@ -190,7 +190,28 @@ def decode_query(value: str) -> tuple[U32, list[tuple[float, float, U32]]]:
     return decode_raw(head), shifted
 
 
-class AudioChromaprint(FingerprintType):
+class AudioType(FingerprintType):
+    """An audio fingerprint made from decoded samples: works read the first WORK_SECONDS,
+    found files the first QUERY_SECONDS through ``query_from_samples`` (as prints.py does)."""
+
+    @classmethod
+    def from_samples(cls, samples: I16) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def query_from_samples(cls, samples: I16) -> str:
+        return cls.from_samples(samples)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> str:
+        return cls.from_samples(decode_audio(data, WORK_SECONDS))
+
+    @classmethod
+    def query_from_bytes(cls, data: bytes) -> str:
+        return cls.query_from_samples(decode_audio(data, QUERY_SECONDS))
+
+
+class AudioChromaprint(AudioType):
     """Chromaprint sub-fingerprints of the first minutes: base64 of little-endian uint32.
 
     Query values add speed- and pitch-corrected variants of the first VARIANT_SECONDS
@@ -219,14 +240,6 @@ class AudioChromaprint(FingerprintType):
             if raw.size >= 16:
                 shifted.append((factor, scale, raw))
         return encode_query(decode_raw(plain), shifted)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> str:
-        return cls.from_samples(decode_audio(data, WORK_SECONDS))
-
-    @classmethod
-    def query_from_bytes(cls, data: bytes) -> str:
-        return cls.from_samples(decode_audio(data, QUERY_SECONDS))
 
     @classmethod
     def distance(cls, a: str, b: str) -> float:

@@ -27,16 +27,9 @@ import numpy.typing as npt
 import scipy.fft
 from scipy.ndimage import maximum_filter
 
-from fingerprints.audio import (
-    I16,
-    QUERY_SECONDS,
-    SAMPLE_RATE,
-    WORK_SECONDS,
-    decode_audio,
-    require_sound,
-)
+from fingerprints.audio import I16, SAMPLE_RATE, AudioType, require_sound
 from fingerprints.audiomatch import Postings
-from fingerprints.base import FingerprintType, MediaKind
+from fingerprints.base import MediaKind
 
 N_FFT = 1024  # 93 ms windows: a semitone is 1.7 bins at 300 Hz
 HOP = 256  # 23.2 ms frames, 43 a second
@@ -288,7 +281,7 @@ def _sorted_unique(x: I64) -> I64:
     return keep
 
 
-class AudioLandmarks(FingerprintType):
+class AudioLandmarks(AudioType):
     """Spectral peaks (frame, log-frequency) of 300-3,400 Hz: base64 of little-endian uint16
     pairs. Works keep PEAKS_PER_S["work"] a second, found files twice that."""
 
@@ -304,14 +297,6 @@ class AudioLandmarks(FingerprintType):
     @classmethod
     def query_from_samples(cls, samples: I16) -> str:
         return cls.from_samples(samples, "query")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> str:
-        return cls.from_samples(decode_audio(data, WORK_SECONDS))
-
-    @classmethod
-    def query_from_bytes(cls, data: bytes) -> str:
-        return cls.query_from_samples(decode_audio(data, QUERY_SECONDS))
 
     @classmethod
     def distance(cls, a: str, b: str) -> float:

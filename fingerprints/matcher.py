@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 SHIFTED = "audio_chromaprint_shifted"  # threshold key for speed/pitch-corrected audio variants
 
 LANDMARK_VOTES = 55.0
-# Landmark search costs ~0.6 ms of CPU per indexed work and query (every query pair meets the
+# Landmark search costs 1-2 ms of CPU per indexed work and query (every query pair meets the
 # random postings of every work), unlike Chromaprint's exact-key index: past this many audio
 # works it would dominate a crawl, so the matcher then uses Chromaprint alone (logged once).
 LANDMARK_MAX_WORKS = 2_000
