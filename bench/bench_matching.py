@@ -16,6 +16,7 @@ import io
 import math
 import multiprocessing
 import os
+import pickle
 import random
 import shutil
 import statistics
@@ -45,16 +46,17 @@ from fingerprints import (  # noqa: E402
     fingerprint_work,
     multicrop,
 )
-from fingerprints.audio import FRAME_S, decode_audio, decode_query  # noqa: E402
+from fingerprints.audio import FRAME_S, SILENCE, decode_audio, decode_query  # noqa: E402
 from fingerprints.audiomatch import SubFingerprintIndex  # noqa: E402
 from fingerprints.hamming import hamming_many  # noqa: E402
 from fingerprints.image import has_information  # noqa: E402
 from fingerprints.index import MultiIndexHashing  # noqa: E402
-from fingerprints.matcher import SHIFTED  # noqa: E402
+from fingerprints.landmarks import decode_peaks  # noqa: E402
+from fingerprints.matcher import CONTRAST, SHIFTED  # noqa: E402
 
 BAND = "audio_chromaprint_band"
 LANDMARKS = "audio_landmarks"
-AUDIO_METHODS = ("audio_chromaprint", SHIFTED, BAND, LANDMARKS)  # offset taken in this order
+AUDIO_METHODS = ("audio_chromaprint", SHIFTED, BAND, LANDMARKS, CONTRAST)  # offset: this order
 
 CACHE = ROOT / "bench" / ".cache"
 PACKAGES = [
@@ -503,13 +505,29 @@ def duration(path: Path) -> float:
         return 0.0
 
 
+VERSION_SUFFIXES = ("_fast", "_f", "_enhanced", "_remix", "_remake", "_old")
+
+
+def _bases(path: Path) -> list[str]:
+    """The stems this file would be a version of: "a_remake_fast" -> a_remake, a."""
+    stem, out = path.stem.lower(), []
+    while stem.endswith(VERSION_SUFFIXES):
+        stem = stem[: stem.rindex("_")]
+        out.append(stem)
+    return out
+
+
 def music_pool(root: Path) -> list[Path]:
     files = sorted(
         p
         for p in root.rglob("*")
         if p.suffix.lower() in (".ogg", ".opus", ".mp3", ".flac") and "music" in str(p).lower()
     )
-    return files
+    # Pool hygiene: games ship other versions of a track (SuperTuxKart's "fast-filename" for
+    # the last lap, Warzone 2100's "_enhanced", remixes): the same music at another tempo or
+    # mix, which a matcher should find, so neither a distinct work nor a distractor.
+    stems = {p.stem.lower() for p in files}
+    return [p for p in files if not stems.intersection(_bases(p))]
 
 
 def audio_transforms(
@@ -519,10 +537,13 @@ def audio_transforms(
     out: dict[str, tuple[Path, float]] = {}
 
     def excerpt(name: str, length: float, *args: str, ext: str = "mp3") -> None:
-        start = round(rng.uniform(0, max(0.0, dur - length - 1)), 2)
         path = tmp / f"{name}.{ext}"
-        if ffmpeg(["-ss", str(start), "-t", str(length), "-i", str(src)], path, *args):
-            out[name] = (path, start)
+        for _ in range(5):  # a silent stretch (a track's quiet tail) is no copy: draw again
+            start = round(rng.uniform(0, max(0.0, dur - length - 1)), 2)
+            cut = ["-ss", str(start), "-t", str(length), "-i", str(src)]
+            if ffmpeg(cut, path, *args) and not _silent(path):
+                out[name] = (path, start)
+                return
 
     excerpt("excerpt_10s_mp3_128k", 10, "-b:a", "128k")
     excerpt("excerpt_30s_aac", 30, "-c:a", "aac", "-b:a", "96k", ext="m4a")
@@ -569,6 +590,11 @@ def audio_transforms(
     if ffmpeg(["-i", str(src), "-i", str(speech)], talk, "-filter_complex", filt):
         out["speech_over_music"] = (talk, start)
     return out
+
+
+def _silent(path: Path) -> bool:
+    samples = decode_audio(path.read_bytes(), 60)
+    return samples.size == 0 or float(np.abs(samples.astype(np.float32)).mean()) < SILENCE
 
 
 def _add_noise(src: Path, dst: Path, snr_db: float) -> None:
@@ -636,7 +662,12 @@ def _audio_query(
     rec["cpu"], rec["seconds"] = time.process_time() - c, prints.duration_s or 0.0
     raw: dict[str, float] = {}
     offs: dict[str, float | None] = {}
-    for ev in matcher.evidence(prints):
+    evidence = matcher.evidence(prints)
+    rec["all"] = [(ev.method, ev.work_id, ev.raw, ev.hit.offset_s) for ev in evidence]
+    if LANDMARKS in prints.values:
+        found = matcher._landmarks.search(*decode_peaks(prints.values[LANDMARKS][1]))
+        rec["lm"] = [(lm.work_id, lm.votes, lm.background) for lm in found]
+    for ev in evidence:
         if ev.work_id == truth:
             if ev.raw > raw.get(ev.method, -1):
                 raw[ev.method] = ev.raw
@@ -672,6 +703,13 @@ def _audio_job(job: tuple[str, int]) -> list[dict[str, Any]]:
         path = tmp / f"d{i}_{k}.mp3"
         if ffmpeg(["-ss", f"{start:.2f}", "-t", "10", "-i", str(p)], path, "-b:a", "128k"):
             out.append(_audio_query(path.read_bytes(), None, "distractor"))
+    # A 5 s excerpt too, coded like the 5 s queries: short queries get their own bar tested.
+    path = tmp / f"d{i}_short.ogg"
+    args = ("-c:a", "libopus", "-b:a", "48k")
+    if ffmpeg(["-ss", f"{(d - 7) * 0.9:.2f}", "-t", "5", "-i", str(p)], path, *args):
+        out.append(_audio_query(path.read_bytes(), None, "distractor"))
+    for rec in out:
+        rec["source"] = str(p)
     return out
 
 
@@ -746,8 +784,10 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
         ("distractor", j) for j in range(len(distractors))
     ]
     n_dq = 0
+    dump: list[dict[str, Any]] = []
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
         for records in pool.imap_unordered(_audio_job, jobs):
+            dump.extend(records)
             for rec in records:
                 if rec["cpu"] is not None:
                     qcpu.append(rec["cpu"])
@@ -761,6 +801,9 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
                     ours_true[rec["name"]].append((rec["raw"], rec["offs"], rec["true_off"]))
                     base_true[rec["name"]].append(rec["base_true"])
     say(f"audio: transformed and {n_dq} distractor excerpt queries in {time.time() - t0:.0f} s")
+    # Every query's evidence, for studying thresholds without re-running (never committed).
+    with open(CACHE / "audio-records.pkl", "wb") as f:
+        pickle.dump({"works": [str(p) for p, _ in works], "records": dump}, f)
 
     thresholds = {m: zero_fp_threshold(v, False, 0.02) for m, v in wrong.items()}
     for m in AUDIO_METHODS:
