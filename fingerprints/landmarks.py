@@ -44,6 +44,7 @@ DT_MAX = 48  # frames (1.1 s) between a pair's peaks; fits 6 bits
 DQ_MAX = 30  # half semitones between a pair's peaks
 TOP_CANDIDATES = 8
 TOP_CELLS = 256  # best-voted (work, window, offset) cells examined per variant
+BACKGROUND_FRAMES = round(1.0 / FRAME_S)  # offsets further apart are another alignment
 Q_SCALE = 64  # stored log-frequency: units * 64 in a uint16
 WINDOW_STEP = round(10.0 / FRAME_S)  # votes are counted per 20 s query window, every 10 s
 OFF_BIAS = 1 << 15  # offsets kept: +-32,768 frames (12.7 min)
@@ -162,6 +163,7 @@ class Landmark:
     pairs: int  # query pairs tried (for context)
     shift: float
     scale: float
+    background: int = 0  # the work's best votes at any other offset (over a second away)
 
 
 # Query variants: (pitch shift in half semitones, time scale of the query against the work).
@@ -260,15 +262,21 @@ class LandmarkIndex(Postings):
             at = np.minimum(np.searchsorted(uniq, cells + d), uniq.size - 1)
             same = uniq[at] == cells + d
             smooth[same] += votes[at[same]]
+        work_of, off_of = cells >> 22, (cells & 0xFFFF) - OFF_BIAS
+        # A cell outside the examined ones has at most their fewest votes.
+        unseen = int(smooth.min()) if top is not None else 0
         out: list[Landmark] = []
         seen: set[int] = set()
         for i in np.argsort(-smooth, kind="stable"):
-            work_id = self._ids[int(cells[i] >> 22)]
-            if work_id in seen:
+            which = int(work_of[i])
+            if which in seen:
                 continue
-            seen.add(work_id)
-            off = int(cells[i] & 0xFFFF) - OFF_BIAS
-            out.append(Landmark(work_id, off, int(smooth[i]), 0, 0.0, 1.0))
+            seen.add(which)
+            off = int(off_of[i])
+            elsewhere = (work_of == which) & (np.abs(off_of - off) > BACKGROUND_FRAMES)
+            background = max(unseen, int(smooth[elsewhere].max()) if elsewhere.any() else 0)
+            work_id = self._ids[which]
+            out.append(Landmark(work_id, off, int(smooth[i]), 0, 0.0, 1.0, background))
             if len(out) >= TOP_CANDIDATES:
                 break
         return out

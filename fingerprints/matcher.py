@@ -7,13 +7,16 @@ the region. Audio: Chromaprint excerpt matching, plain and on speed/pitch-correc
 decided by a z-like statistic of the aligned bit error rate that grows with evidence length;
 a second Chromaprint of the telephone band (both sides band-limited) finds telephone copies;
 peak-pair landmarks (fingerprints.landmarks) find what damages Chromaprint's whole-frame bits:
-speech over the music, short excerpts, pitch shifts.
+speech over the music, short excerpts, pitch shifts, judged by their votes and by their
+contrast with the votes chance gave the same work elsewhere and the other works. A longer
+found file must clear every bar by more: it offers chance more places to line up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 
 from fingerprints import audio, landmarks
@@ -33,7 +36,18 @@ logger = logging.getLogger(__name__)
 
 SHIFTED = "audio_chromaprint_shifted"  # threshold key for speed/pitch-corrected audio variants
 
-LANDMARK_VOTES = 55.0
+CONTRAST = "audio_landmarks_contrast"  # threshold key: landmark votes over their background
+# Contrast: votes / the larger of the work's best votes at another offset (a work that
+# collects random votes everywhere) and the CONTRAST_RANK-th best other work's votes (a query
+# that collects them from every work), never under CONTRAST_FLOOR. Ranked third, so a
+# catalogue holding a track and two edits of it does not hide all three.
+CONTRAST_RANK = 3
+CONTRAST_FLOOR = 8.0
+# A longer found file offers chance more windows to line up in: per e-fold of length past
+# 10 s, Chromaprint's z and the landmark votes must clear their bar by this much more.
+# Measured (bench/results/matching-audio-full.md): without it full tracks and 30 s excerpts
+# of one work set every bar against the others, and 5 s excerpts paid for it.
+LONG_Z, LONG_VOTES = 0.5, 10.0
 # Landmark search costs 1-2 ms of CPU per indexed work and query (every query pair meets the
 # random postings of every work), unlike Chromaprint's exact-key index: past this many audio
 # works it would dominate a crawl, so the matcher then uses Chromaprint alone (logged once).
@@ -45,13 +59,17 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     ImagePHash.name: 8,  # max Hamming distance (of 64) of the plain pHash
     ImageMultiCropHash.name: 6,  # max Hamming distance between a query view and a work view
     ImageORB.name: 24,  # min RANSAC inliers of a similarity fit
-    audio.AudioChromaprint.name: 1.5,  # min (0.5 - BER) * sqrt(frames) of the best window
-    # Speed/pitch variants and the band print: more tries, higher bar. The full-size audio run
-    # (11.2 h of distractor music) needed 1.92 and 2.18 for zero false matches.
-    SHIFTED: 2.1,
-    audio.AudioChromaprintBand.name: 2.4,
-    # Landmarks: min distinct pair hashes agreeing on one offset; the full-size run needed 50.
-    AudioLandmarks.name: LANDMARK_VOTES,
+    # Audio: measured in the full-size audio run (10.9 h of distractor music, 800 distractor
+    # excerpts of 10 s and 5 s, 30 works whose every copy also tries every other work).
+    # Chromaprint: min (0.5 - BER) * sqrt(frames) of the best window, less the length term
+    # (LONG_Z); measured 1.16. Speed/pitch variants and the band print: measured 1.44, 1.17.
+    audio.AudioChromaprint.name: 1.5,
+    SHIFTED: 1.7,
+    audio.AudioChromaprintBand.name: 1.5,
+    # Landmarks: min distinct pair hashes agreeing on one offset in a 20 s window, less the
+    # length term (LONG_VOTES); measured 41. Contrast (_background): measured 2.24.
+    AudioLandmarks.name: 46,
+    CONTRAST: 2.5,
 }
 LOOSE_RADIUS = 12  # evidence(): widest Hamming radius reported, for calibration
 LOOSE_INLIERS = 6
@@ -229,6 +247,7 @@ class Matcher:
         return False
 
     def _sound(self, prints: Prints, loose: bool) -> list[Evidence]:
+        length = math.log(max(prints.duration_s or 0.0, 10.0) / 10.0)
         name = audio.AudioChromaprint.name
         value = self._value(prints, name)
         tries: list[tuple[str, float, audio.U32, SubFingerprintIndex]] = []
@@ -243,21 +262,33 @@ class Matcher:
         for method, scale, raw, index in tries:
             floor = LOOSE_Z if loose else self.thresholds[method]
             for al in index.search(raw, scale):
-                z = al.z
+                z = al.z - LONG_Z * length
                 if z >= floor:
                     score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
                     hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
                     out.append(Evidence(al.work_id, method, z, hit))
         peaks = self._value(prints, AudioLandmarks.name)
         if peaks is not None and self._landmarks_on():
-            floor = LOOSE_VOTES if loose else self.thresholds[AudioLandmarks.name]
-            for lm in self._landmarks.search(*decode_peaks(peaks)):
-                if lm.votes >= floor:
-                    score = min(1.0, 0.5 + lm.votes / 400)
-                    offset_s = lm.offset * landmarks.FRAME_S
-                    hit = Hit(lm.work_id, score, offset_s, None, AudioLandmarks.name)
-                    out.append(Evidence(lm.work_id, AudioLandmarks.name, lm.votes, hit))
+            found = self._landmarks.search(*decode_peaks(peaks))
+            for lm in found:
+                score = min(1.0, 0.5 + lm.votes / 400)
+                offset_s = lm.offset * landmarks.FRAME_S
+                hit = Hit(lm.work_id, score, offset_s, None, AudioLandmarks.name)
+                for method, measure in (
+                    (AudioLandmarks.name, lm.votes - LONG_VOTES * length),
+                    (CONTRAST, lm.votes / _background(lm, found)),
+                ):
+                    if lm.votes >= LOOSE_VOTES if loose else measure >= self.thresholds[method]:
+                        hit = dataclasses.replace(hit, method=method)
+                        out.append(Evidence(lm.work_id, method, measure, hit))
         return out
+
+
+def _background(lm: landmarks.Landmark, found: list[landmarks.Landmark]) -> float:
+    """The votes a landmark hit must stand out from (see CONTRAST_RANK)."""
+    others = sorted((o.votes for o in found if o.work_id != lm.work_id), reverse=True)
+    ranked = others[CONTRAST_RANK - 1] if len(others) >= CONTRAST_RANK else 0
+    return max(float(lm.background), float(ranked), CONTRAST_FLOOR)
 
 
 def _box(

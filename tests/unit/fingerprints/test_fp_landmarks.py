@@ -13,10 +13,19 @@ from hypothesis import strategies as st
 
 from fingerprints import audiomatch
 from fingerprints import landmarks as lm
-from fingerprints.audio import SAMPLE_RATE, decode_audio
+from fingerprints.audio import SAMPLE_RATE, AudioChromaprint, AudioChromaprintBand, decode_audio
 from fingerprints.base import MediaKind
-from fingerprints.matcher import Matcher
+from fingerprints.matcher import (
+    CONTRAST,
+    CONTRAST_FLOOR,
+    CONTRAST_RANK,
+    SHIFTED,
+    Matcher,
+    _background,
+)
 from fingerprints.prints import fingerprint_query, fingerprint_work
+
+CHROMAPRINT_KEYS = (AudioChromaprint.name, SHIFTED, AudioChromaprintBand.name)
 
 peak_lists = st.lists(
     st.tuples(st.integers(0, 30_000), st.floats(0, lm.LOG_MAX, allow_nan=False)),
@@ -246,3 +255,58 @@ def test_over_the_work_cap_landmarks_step_aside(
         assert _landmark_hits(matcher, clip) == []
         assert [h.work_id for h in matcher.search(fingerprint_query(clip))] == [0]
     assert sum("landmark matching is off" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_background_is_the_works_best_other_alignment() -> None:
+    """A passage heard twice in a work (a loop) leaves as many votes at its second offset;
+    a passage heard once leaves only chance votes elsewhere."""
+    song = make_music(31, 30.0)
+    looped = np.concatenate([song[: 15 * RATE], song[: 15 * RATE]])
+    index = lm.LandmarkIndex()
+    for work_id, samples in ((0, song), (1, looped)):
+        index.add(work_id, *lm.decode_peaks(lm.AudioLandmarks.from_samples(_pcm(samples))))
+    query = lm.decode_peaks(lm.AudioLandmarks.query_from_samples(_pcm(song[3 * RATE : 11 * RATE])))
+    found = {hit.work_id: hit for hit in index.search(*query)}
+    assert found[0].background * 4 < found[0].votes
+    assert found[1].background * 2 > found[1].votes
+
+
+def _pcm(samples: np.ndarray) -> np.ndarray:
+    return decode_audio(encode_audio(samples, "flac"))
+
+
+@given(
+    st.integers(0, 200),
+    st.integers(0, 200),
+    st.lists(st.integers(0, 200), max_size=8),
+)
+def test_contrast_stands_out_from_the_worst_of_its_backgrounds(
+    votes: int, background: int, others: list[int]
+) -> None:
+    hit = lm.Landmark(0, 0, votes, 0, 0.0, 1.0, background)
+    found = [hit] + [lm.Landmark(i + 1, 0, v, 0, 0.0, 1.0) for i, v in enumerate(others)]
+    ranked = sorted(others, reverse=True)[CONTRAST_RANK - 1 : CONTRAST_RANK]
+    assert _background(hit, found) == max([background, CONTRAST_FLOOR, *ranked])
+    # A catalogue holding a track and two edits of it: the edits do not hide the track.
+    edits = [lm.Landmark(i + 1, 0, votes, 0, 0.0, 1.0) for i in range(CONTRAST_RANK - 1)]
+    assert _background(hit, [hit, *edits]) == max(background, CONTRAST_FLOOR)
+
+
+def test_contrast_alone_finds_an_excerpt(songs: list[np.ndarray]) -> None:
+    """With the vote bar and every Chromaprint bar out of reach, contrast decides alone."""
+    out_of_reach = {m: 1e9 for m in (*CHROMAPRINT_KEYS, lm.AudioLandmarks.name)}
+    clip = fingerprint_query(encode_audio(songs[1][13 * RATE : 23 * RATE], "mp3"))
+    for thresholds, expected in ((out_of_reach, [1]), ({**out_of_reach, CONTRAST: 1e9}, [])):
+        m = Matcher(thresholds)
+        for i, song in enumerate(songs):
+            m.add(i, MediaKind.AUDIO, fingerprint_work(encode_audio(song, "flac")).values)
+        hits = m.search(clip)
+        assert [h.work_id for h in hits] == expected
+        assert all(h.method == CONTRAST and abs((h.offset_s or 0) - 13.0) <= 0.5 for h in hits)
+
+
+def test_unrelated_music_has_no_contrast(matcher: Matcher) -> None:
+    for seed in range(60, 66):
+        query = fingerprint_query(encode_audio(make_music(seed, 12.0), "mp3"))
+        found = [e.raw for e in matcher.evidence(query) if e.method == CONTRAST]
+        assert all(raw < matcher.thresholds[CONTRAST] for raw in found)
