@@ -137,6 +137,19 @@ def test_audio_inside_a_longer_mix(audio_matcher: Matcher, songs: list[np.ndarra
     assert abs(hits[0].offset_s - (5.0 - 15.0)) <= 0.5
 
 
+def test_audio_ten_seconds_in_the_middle_of_five_minutes(
+    audio_matcher: Matcher, songs: list[np.ndarray]
+) -> None:
+    """A longer file must clear higher bars (more chance alignments); a clean excerpt in the
+    middle of a 300 s file still does, at its offset."""
+    other = np.concatenate([make_music(310 + k, 60.0) for k in range(5)])
+    mix = np.concatenate([other[: 150 * RATE], songs[2][5 * RATE : 15 * RATE], other[150 * RATE :]])
+    hits = audio_matcher.search(fingerprint_query(encode_audio(mix[: 300 * RATE], "mp3")))
+    assert [h.work_id for h in hits] == [2]
+    assert hits[0].offset_s is not None
+    assert abs(hits[0].offset_s - (5.0 - 150.0)) <= 0.5
+
+
 def test_audio_noise_and_volume(audio_matcher: Matcher, songs: list[np.ndarray]) -> None:
     # Not seed 1-4: those made the songs, whose noise floor would then be this very noise
     # (scaled), and the landmarks rightly find song 4's floor in the clip.
