@@ -378,7 +378,11 @@ class ServiceScheduler:
         for run_id, child in list(self.children.items()):
             with self.factory.begin() as session:
                 ours = runs.renew(session, run_id, self.owner, self.run_lease_s)
-            if not ours:
+                run = None if ours else session.get(Run, run_id)
+                # The crawl closes its own run before it stores the counts and exits: killing
+                # it then would leave a finished run that counts nothing. _collect reaps it.
+                closed_by_crawl = run is not None and run.state == RunState.FINISHED
+            if not ours and not closed_by_crawl:
                 log.warning("run %s: lease lost; stopping its crawl process", run_id)
                 child.proc.kill()
                 child.proc.wait()

@@ -567,6 +567,7 @@ def _execute(
             runs.fail(session, run, (fatal or failure or "")[:1500])
         elif reason == "finished":
             run.state, run.error, run.not_before = RunState.FINISHED, None, None
+            store_counts(session, run)  # with the state, should the process end right here
         else:
             runs.fail(session, run, f"stopped: {reason}", interrupted=True)
     if left is not None:

@@ -175,6 +175,56 @@ def test_sigkilled_crawl_is_failed_and_retried(
         svc.stop(grace_s=0)
 
 
+def test_a_crawl_that_closed_its_own_run_is_left_to_exit(
+    tmp_path: Path,
+    migrated: Engine,
+    session_factory: sessionmaker[Session],
+    fake_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crawl marks its run finished before it exits: the lost lease then means done, not
+    taken, and the process is not killed (it once was, leaving a finished run counting 0).
+    A run reaped from under it is another matter: that process is stopped."""
+    watch_id = add_watch(session_factory)
+    with session_factory.begin() as s:
+        watch = s.get(Watch, watch_id)
+        assert watch is not None
+        run_id = runs.queue_run(s, watch, datetime.now(UTC), "test").id
+    svc = service(tmp_path, migrated, session_factory, "r")
+    monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
+    try:
+        assert svc.run_pass() == [run_id]
+        wait_for(fake_dir / f"run-{run_id}.pid")
+        closed = {"state": "finished", "lease_owner": None, "lease_until": None, "pages": 3}
+        with session_factory.begin() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(**closed))
+        svc.run_pass()
+        child = svc.children[run_id].proc
+        assert child.poll() is None
+        child.terminate()
+        child.wait()
+        svc.run_pass()
+        assert run_id not in svc.children
+        with session_factory() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            assert (run.state, run.pages) == ("finished", 3)
+        # Reaped instead: failed, lease gone; the process is stopped.
+        with session_factory.begin() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(state="queued", pages=0))
+        assert svc.run_pass() == [run_id]
+        wait_for(fake_dir / f"run-{run_id}.pid")
+        with session_factory.begin() as s:
+            reaped = {"state": "failed", "lease_owner": None, "lease_until": None}
+            s.execute(update(Run).where(Run.id == run_id).values(**reaped))
+        child = svc.children[run_id].proc
+        svc.run_pass()
+        assert run_id not in svc.children
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        svc.stop(grace_s=0)
+
+
 def test_shutdown_interrupts_and_requeues_running_crawls(
     tmp_path: Path,
     migrated: Engine,
