@@ -51,7 +51,6 @@ from fingerprints.audiomatch import SubFingerprintIndex  # noqa: E402
 from fingerprints.hamming import hamming_many  # noqa: E402
 from fingerprints.image import has_information  # noqa: E402
 from fingerprints.index import MultiIndexHashing  # noqa: E402
-from fingerprints.landmarks import decode_peaks  # noqa: E402
 from fingerprints.matcher import CONTRAST, SHIFTED  # noqa: E402
 
 BAND = "audio_chromaprint_band"
@@ -664,9 +663,6 @@ def _audio_query(
     offs: dict[str, float | None] = {}
     evidence = matcher.evidence(prints)
     rec["all"] = [(ev.method, ev.work_id, ev.raw, ev.hit.offset_s) for ev in evidence]
-    if LANDMARKS in prints.values:
-        found = matcher._landmarks.search(*decode_peaks(prints.values[LANDMARKS][1]))
-        rec["lm"] = [(lm.work_id, lm.votes, lm.background) for lm in found]
     for ev in evidence:
         if ev.work_id == truth:
             if ev.raw > raw.get(ev.method, -1):

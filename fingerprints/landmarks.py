@@ -160,9 +160,6 @@ class Landmark:
     work_id: int
     offset: int  # work frame aligned with query frame 0
     votes: int  # distinct pair hashes agreeing on that offset (one 20 s query window)
-    pairs: int  # query pairs tried (for context)
-    shift: float
-    scale: float
     background: int = 0  # the work's best votes at any other offset (over a second away)
 
 
@@ -225,7 +222,6 @@ class LandmarkIndex(Postings):
                 continue
             offset = frame - np.rint(ta[rep] * scale).astype(np.int64)
             for hit in self._count(ordinal, offset, ta[rep], keys[rep]):
-                hit = dataclasses.replace(hit, pairs=int(keys.size), shift=shift, scale=scale)
                 if hit.work_id not in best or hit.votes > best[hit.work_id].votes:
                     best[hit.work_id] = hit
         return sorted(best.values(), key=lambda h: -h.votes)[:TOP_CANDIDATES]
@@ -276,7 +272,7 @@ class LandmarkIndex(Postings):
             elsewhere = (work_of == which) & (np.abs(off_of - off) > BACKGROUND_FRAMES)
             background = max(unseen, int(smooth[elsewhere].max()) if elsewhere.any() else 0)
             work_id = self._ids[which]
-            out.append(Landmark(work_id, off, int(smooth[i]), 0, 0.0, 1.0, background))
+            out.append(Landmark(work_id, off, int(smooth[i]), background))
             if len(out) >= TOP_CANDIDATES:
                 break
         return out

@@ -59,6 +59,15 @@ def add_watch(
         return watch.id
 
 
+def queue_now(factory: sessionmaker[Session]) -> int:
+    """A run of a new watch, queued now; its id."""
+    watch_id = add_watch(factory)
+    with factory.begin() as s:
+        watch = s.get(Watch, watch_id)
+        assert watch is not None
+        return runs.queue_run(s, watch, datetime.now(UTC), "test").id
+
+
 def count_runs(factory: sessionmaker[Session]) -> int:
     with factory() as s:
         return int(s.scalar(select(func.count()).select_from(Run)) or 0)
@@ -140,11 +149,7 @@ def test_sigkilled_crawl_is_failed_and_retried(
     fake_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    watch_id = add_watch(session_factory)
-    with session_factory.begin() as s:
-        watch = s.get(Watch, watch_id)
-        assert watch is not None
-        run_id = runs.queue_run(s, watch, datetime.now(UTC), "test").id
+    run_id = queue_now(session_factory)
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
     try:
@@ -185,11 +190,7 @@ def test_a_crawl_that_closed_its_own_run_is_left_to_exit(
     """The crawl marks its run finished before it exits: the lost lease then means done, not
     taken, and the process is not killed (it once was, leaving a finished run counting 0).
     A run reaped from under it is another matter: that process is stopped."""
-    watch_id = add_watch(session_factory)
-    with session_factory.begin() as s:
-        watch = s.get(Watch, watch_id)
-        assert watch is not None
-        run_id = runs.queue_run(s, watch, datetime.now(UTC), "test").id
+    run_id = queue_now(session_factory)
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
     try:
@@ -232,11 +233,7 @@ def test_shutdown_interrupts_and_requeues_running_crawls(
     fake_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    watch_id = add_watch(session_factory)
-    with session_factory.begin() as s:
-        watch = s.get(Watch, watch_id)
-        assert watch is not None
-        run_id = runs.queue_run(s, watch, datetime.now(UTC), "test").id
+    run_id = queue_now(session_factory)
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
     assert svc.run_pass() == [run_id]

@@ -283,12 +283,12 @@ def _pcm(samples: np.ndarray) -> np.ndarray:
 def test_contrast_stands_out_from_the_worst_of_its_backgrounds(
     votes: int, background: int, others: list[int]
 ) -> None:
-    hit = lm.Landmark(0, 0, votes, 0, 0.0, 1.0, background)
-    found = [hit] + [lm.Landmark(i + 1, 0, v, 0, 0.0, 1.0) for i, v in enumerate(others)]
+    hit = lm.Landmark(0, 0, votes, background)
+    found = [hit] + [lm.Landmark(i + 1, 0, v) for i, v in enumerate(others)]
     ranked = sorted(others, reverse=True)[CONTRAST_RANK - 1 : CONTRAST_RANK]
     assert _background(hit, found) == max([background, CONTRAST_FLOOR, *ranked])
     # A catalogue holding a track and two edits of it: the edits do not hide the track.
-    edits = [lm.Landmark(i + 1, 0, votes, 0, 0.0, 1.0) for i in range(CONTRAST_RANK - 1)]
+    edits = [lm.Landmark(i + 1, 0, votes) for i in range(CONTRAST_RANK - 1)]
     assert _background(hit, [hit, *edits]) == max(background, CONTRAST_FLOOR)
 
 
