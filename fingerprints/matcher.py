@@ -108,6 +108,9 @@ class Matcher:
     """In-memory indexes over catalogue fingerprints, one per fingerprint type."""
 
     def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
+        unknown = set(thresholds or {}) - set(DEFAULT_THRESHOLDS)
+        if unknown:
+            raise ValueError(f"unknown threshold types: {', '.join(sorted(unknown))}")
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self._hash = {
             ImagePHash.name: MultiIndexHashing(),

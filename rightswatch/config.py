@@ -1,12 +1,14 @@
 """Settings from the environment: one frozen object, read once per process.
 
-Imports nothing of ours, so every package may read it. Every variable is documented in the
-README; the defaults are the embedded ones (SQLite and a local blob store under the home).
+Imports nothing of ours at load time, so every package may read it. Every variable is
+documented in the README; the defaults are the embedded ones (SQLite and a local blob store
+under the home).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,9 +89,23 @@ def parse_thresholds(value: str) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError("expected type=value")
-            out[name.strip()] = float(number)
+            value_ = float(number)
+            if not math.isfinite(value_):
+                raise ValueError("not a finite number")
         except ValueError as exc:
             raise ConfigError(f"RIGHTSWATCH_THRESHOLDS: {raw!r}: {exc}") from None
+        out[name.strip()] = value_
+    if out:
+        # Imported only here: the matcher pulls in numpy and OpenCV, which a setting left
+        # empty should not cost. A misspelt type would otherwise leave its default in force.
+        from fingerprints.matcher import DEFAULT_THRESHOLDS
+
+        unknown = sorted(set(out) - set(DEFAULT_THRESHOLDS))
+        if unknown:
+            raise ConfigError(
+                f"RIGHTSWATCH_THRESHOLDS: unknown type {unknown[0]!r} "
+                f"(known: {', '.join(DEFAULT_THRESHOLDS)})"
+            )
     return out
 
 

@@ -44,6 +44,33 @@ def test_rate_limit_storage_setting(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("image_phassh=4", "unknown type 'image_phassh'"),  # a typo must not leave 8 in force
+        ("image_phash=nan", "not a finite number"),
+        ("image_phash", "expected type=value"),
+        ("image_orb=many", "could not convert"),
+    ],
+)
+def test_thresholds_setting_refuses_what_it_cannot_apply(value: str, message: str) -> None:
+    from rightswatch.config import ConfigError, from_env
+
+    env = {"RIGHTSWATCH_HOME": "/nonexistent", "RIGHTSWATCH_THRESHOLDS": value}
+    with pytest.raises(ConfigError, match=f"RIGHTSWATCH_THRESHOLDS: .*{message}"):
+        from_env(env)
+    good = from_env({**env, "RIGHTSWATCH_THRESHOLDS": " image_phash=4 , audio_landmarks=60 "})
+    assert good.thresholds == {"image_phash": 4.0, "audio_landmarks": 60.0}
+
+
+def test_matcher_refuses_unknown_threshold_types() -> None:
+    from fingerprints import Matcher
+
+    with pytest.raises(ValueError, match="unknown threshold types: image_phassh"):
+        Matcher({"image_phassh": 4})
+    assert Matcher({"image_phash": 4}).thresholds["image_phash"] == 4
+
+
+@pytest.mark.parametrize(
     ("name", "shown"),
     [
         ("photo.png", "photo.png"),
