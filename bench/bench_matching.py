@@ -336,6 +336,7 @@ def _image_query(
         "search_ms": None,
         "iou": [],
         "name": name,
+        "truth": truth,
     }
     raw: dict[str, float] = {}
     wrong: list[tuple[str, float]] = []
@@ -423,8 +424,10 @@ def bench_images(root: Path, quick: bool) -> dict[str, object]:
     jobs = [("work", i) for i in range(len(works))] + [
         ("distractor", i) for i in range(len(distractors))
     ]
+    dump: list[dict[str, object]] = []
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
         for records in pool.imap_unordered(_image_job, jobs, chunksize=4):
+            dump.extend(records)
             for rec in records:
                 query_cpu.append(rec["cpu"])
                 if rec["search_ms"] is not None:
@@ -440,6 +443,8 @@ def bench_images(root: Path, quick: bool) -> dict[str, object]:
         f"images: {len(works) * len(families)} transformed + {len(distractors)} distractor "
         f"queries in {time.time() - t0:.0f} s"
     )
+    with open(CACHE / "image-records.pkl", "wb") as f:  # for threshold studies without a re-run
+        pickle.dump(dump, f)
 
     thresholds = {
         "image_phash": zero_fp_threshold(wrong["image_phash"], True),
