@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from fpsynth import RATE, encode_audio, make_music, to_bytes
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fingerprints import Matcher, MediaKind, fingerprint_query, fingerprint_work
 from fingerprints.audio import resample
@@ -206,3 +208,43 @@ def test_rotated_copy_lands_near_the_centre_view(images: list[Image.Image], degr
         assert as_found is not None
         assert ImageMultiCropHash.distance(work, f"{as_found:016x}") > 8
         assert ImageMultiCropHash.distance(work, ImageMultiCropHash.query_from_image(turned)) <= 4
+
+
+def _watermark(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=img.width // 14)
+    for line in range(3):
+        xy = (img.width // 12, img.height // 3 + line * img.width // 12)
+        draw.text(xy, "© stock-photos.example", fill="white", font=font)
+    return out
+
+
+def test_watermark_text_does_not_crowd_out_the_works_keypoints(
+    images: list[Image.Image],
+) -> None:
+    """Text corners outscore a picture's: a query keeping only its strongest keypoints keeps
+    mostly the text. Spread over the frame, it keeps enough of the work to verify."""
+    from fingerprints.keypoints import (
+        QUERY_FEATURES,
+        WORK_FEATURES,
+        ImageORB,
+        Keypoints,
+        extract,
+        verify,
+    )
+    from fingerprints.matcher import DEFAULT_THRESHOLDS
+
+    def inliers(work: Keypoints, query: Keypoints) -> int:
+        found = verify(work, query)
+        return found.inliers if found else 0
+
+    spread, strongest = [], []
+    for img in images:
+        work = extract(img, WORK_FEATURES)
+        copy = Image.open(io.BytesIO(to_bytes(_watermark(img), "JPEG", quality=85)))
+        spread.append(inliers(work, Keypoints.decode(ImageORB.query_from_image(copy))))
+        strongest.append(inliers(work, extract(copy, QUERY_FEATURES)))
+    bar = DEFAULT_THRESHOLDS[ImageORB.name]
+    assert sum(n >= bar for n in spread) > sum(n >= bar for n in strongest), (spread, strongest)
+    assert sum(spread) > 1.3 * sum(strongest), (spread, strongest)
