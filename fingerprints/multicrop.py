@@ -2,9 +2,10 @@
 
 The catalogue side hashes the whole work, a grid of 80 % and 70 % windows and a 60 % centre,
 each also mirrored, so a crop or a flip of the work lands near one stored view. The query
-side hashes the file as found, the file with borders, letterbox or caption bars trimmed, and
-the file turned back by +-5 and +-10 degrees, cut to its 60 % centre (rotated copies). Views
-without enough detail are skipped (blank corners collide).
+side hashes the file as found, the file with borders, letterbox or caption bars trimmed, the
+file turned back by +-5 and +-10 degrees, cut to its 60 % centre (rotated copies), and the
+file with thin overlaid strokes (watermark text) removed. Views without enough detail are
+skipped (blank corners collide).
 """
 
 from __future__ import annotations
@@ -97,10 +98,22 @@ def unrotated_centres(g: F32) -> list[F32]:
     return out
 
 
+def without_overlays(g: F32) -> list[F32]:
+    """The query with thin bright strokes removed (grey opening), then thin dark ones (grey
+    closing): a text watermark or caption laid over a smooth picture moves its hash more than
+    the picture's own detail does, and strokes narrower than the kernel do not survive it."""
+    side = max(3, round(min(g.shape) / 64) | 1)  # 7 px at 480 px: strokes of w/18-high text
+    kernel = np.ones((side, side), np.uint8)
+    return [
+        np.asarray(cv2.morphologyEx(g, op, kernel), np.float32)
+        for op in (cv2.MORPH_OPEN, cv2.MORPH_CLOSE)
+    ]
+
+
 def query_hashes(g: F32) -> list[int]:
     out: list[int] = []
     x0, y0, x1, y1 = trim_box(g)
-    for arr in [g, g[y0:y1, x0:x1], *unrotated_centres(g)]:
+    for arr in [g, g[y0:y1, x0:x1], *unrotated_centres(g), *without_overlays(g)]:
         hv = dct_hash(np.ascontiguousarray(arr))
         if hv is not None and hv not in out:
             out.append(hv)
