@@ -161,6 +161,9 @@ class Postings:
     def __len__(self) -> int:
         return len(self._ordinal)
 
+    def __contains__(self, work_id: object) -> bool:
+        return work_id in self._ordinal
+
     @property
     def entries(self) -> int:
         return len(self._main) + len(self._delta)

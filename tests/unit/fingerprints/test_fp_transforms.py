@@ -195,6 +195,34 @@ def test_audio_telephone_band(audio_matcher: Matcher, songs: list[np.ndarray]) -
     assert found >= 3
 
 
+def test_landmark_candidates_are_verified_by_chromaprint(songs: list[np.ndarray]) -> None:
+    """A noisy telephone copy may leave no sub-fingerprint intact for Chromaprint's own
+    candidate search; the landmarks line the work up, and the band print's aligned bit error
+    rate there is the evidence, judged by its usual bar (the landmark bars out of reach)."""
+    from fingerprints.audio import decode_raw
+    from fingerprints.audiomatch import SubFingerprintIndex
+    from fingerprints.matcher import CONTRAST
+
+    band = "audio_chromaprint_band"
+    matcher = Matcher({"audio_landmarks": 1e9, CONTRAST: 1e9})
+    exact_keys_only = SubFingerprintIndex()
+    for i, song in enumerate(songs):
+        values = fingerprint_work(encode_audio(song, "flac")).values
+        matcher.add(i, MediaKind.AUDIO, values)
+        exact_keys_only.add(i, decode_raw(values[band][1]))
+    rng = np.random.default_rng(9)
+    no_candidate = 0
+    for i, song in enumerate(songs):
+        clip = _telephone(song[12 * RATE : 24 * RATE])
+        noise = rng.normal(0, np.sqrt(np.mean(clip**2) / 2), clip.size)  # SNR 3 dB
+        query = fingerprint_query(encode_audio((clip + noise).astype(np.float32), "flac", 8000))
+        no_candidate += not exact_keys_only.search(decode_raw(query.values[band][1]))
+        hits = matcher.search(query)
+        assert [h.work_id for h in hits] == [i]
+        assert hits[0].method in ("audio_chromaprint", band)
+    assert no_candidate >= 2
+
+
 @pytest.mark.parametrize("degrees", [10, -10])
 def test_rotated_copy_lands_near_the_centre_view(images: list[Image.Image], degrees: int) -> None:
     """The multi-crop query turns the file back, so the hash pass alone finds 10-degree copies
