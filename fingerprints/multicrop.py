@@ -102,7 +102,7 @@ def without_overlays(g: F32) -> list[F32]:
     """The query with thin bright strokes removed (grey opening), then thin dark ones (grey
     closing): a text watermark or caption laid over a smooth picture moves its hash more than
     the picture's own detail does, and strokes narrower than the kernel do not survive it."""
-    side = max(3, round(min(g.shape) / 64) | 1)  # 7 px at 480 px: strokes of w/18-high text
+    side = max(3, round(min(g.shape) / 64) | 1)  # odd, ~1/64 of the short side: 7 px at 360
     kernel = np.ones((side, side), np.uint8)
     return [
         np.asarray(cv2.morphologyEx(g, op, kernel), np.float32)

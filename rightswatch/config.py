@@ -89,12 +89,12 @@ def parse_thresholds(value: str) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError("expected type=value")
-            value_ = float(number)
-            if not math.isfinite(value_):
+            threshold = float(number)
+            if not math.isfinite(threshold):
                 raise ValueError("not a finite number")
         except ValueError as exc:
             raise ConfigError(f"RIGHTSWATCH_THRESHOLDS: {raw!r}: {exc}") from None
-        out[name.strip()] = value_
+        out[name.strip()] = threshold
     if out:
         # Imported only here: the matcher pulls in numpy and OpenCV, which a setting left
         # empty should not cost. A misspelt type would otherwise leave its default in force.
