@@ -70,6 +70,8 @@ def extract(img: Image.Image, features: int, spread: bool = False) -> Keypoints:
     if spread:
         kps = orb.detect(g, None)
         kps = [kps[i] for i in _spread(kps, g.shape, features)] if kps else []
+        for rank, kp in enumerate(kps):
+            kp.class_id = rank  # compute regroups keypoints by pyramid level; this survives
         kps, desc = orb.compute(g, kps) if kps else ((), None)
     else:
         kps, desc = orb.detectAndCompute(g, None)
@@ -77,7 +79,10 @@ def extract(img: Image.Image, features: int, spread: bool = False) -> Keypoints:
         return Keypoints(
             img.width, img.height, np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
         )
-    order = np.argsort([-kp.response for kp in kps], kind="stable")  # strongest first
+    # Strongest first, or in the spread's round-robin order: candidate search (orbindex) reads
+    # only the first SEARCH_FEATURES, which must not be the caption's corners again.
+    key = [kp.class_id for kp in kps] if spread else [-kp.response for kp in kps]
+    order = np.argsort(key, kind="stable")
     xy = np.asarray([kps[i].pt for i in order], dtype=np.float32).reshape(-1, 2)
     return Keypoints(img.width, img.height, xy, np.asarray(desc, np.uint8)[order])
 

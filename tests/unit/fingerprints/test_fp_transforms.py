@@ -294,3 +294,18 @@ def test_watermark_text_is_taken_off_before_hashing(images: list[Image.Image]) -
         cleaned.append(distance(work, [dct_hash(v) for v in without_overlays(copy)]))
     assert max(cleaned) <= 2, cleaned
     assert sum(cleaned) < sum(as_found) / 2, (cleaned, as_found)
+
+
+def test_spread_keypoints_come_round_robin_over_the_frame(images: list[Image.Image]) -> None:
+    """Candidate search reads only a query's first keypoints: in a watermarked copy they
+    must come from every part of the frame, not from the caption's cells."""
+    from fingerprints.keypoints import SPREAD_CELLS, extract
+
+    for img in images:
+        copy = _watermark(img)
+        kp = extract(copy, 700, spread=True)
+        cell = (kp.xy[:, 1] * SPREAD_CELLS // copy.height) * SPREAD_CELLS + (
+            kp.xy[:, 0] * SPREAD_CELLS // copy.width
+        )
+        occupied = len(set(cell.tolist()))
+        assert len(set(cell[:occupied].tolist())) >= 0.9 * occupied
