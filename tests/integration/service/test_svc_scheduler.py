@@ -81,6 +81,12 @@ def wait_for(path: Path) -> None:
     raise AssertionError(f"{path} never appeared")
 
 
+def start_crawl(svc: scheduler.ServiceScheduler, run_id: int, fake_dir: Path) -> None:
+    """One pass starts the run's crawl process; its pid file says it is running."""
+    assert svc.run_pass() == [run_id]
+    wait_for(fake_dir / f"run-{run_id}.pid")
+
+
 def test_one_active_scheduler_and_failover(
     tmp_path: Path, migrated: Engine, session_factory: sessionmaker[Session]
 ) -> None:
@@ -153,8 +159,7 @@ def test_sigkilled_crawl_is_failed_and_retried(
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
     try:
-        assert svc.run_pass() == [run_id]
-        wait_for(fake_dir / f"run-{run_id}.pid")
+        start_crawl(svc, run_id, fake_dir)
         os.kill(int((fake_dir / f"run-{run_id}.pid").read_text()), signal.SIGKILL)
         svc.children[run_id].proc.wait()
         assert svc.run_pass() == []  # collected; the retry waits for its backoff
@@ -194,8 +199,7 @@ def test_a_crawl_that_closed_its_own_run_is_left_to_exit(
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
     try:
-        assert svc.run_pass() == [run_id]
-        wait_for(fake_dir / f"run-{run_id}.pid")
+        start_crawl(svc, run_id, fake_dir)
         closed = {"state": "finished", "lease_owner": None, "lease_until": None, "pages": 3}
         with session_factory.begin() as s:
             s.execute(update(Run).where(Run.id == run_id).values(**closed))
@@ -213,8 +217,7 @@ def test_a_crawl_that_closed_its_own_run_is_left_to_exit(
         # Reaped instead: failed, lease gone; the process is stopped.
         with session_factory.begin() as s:
             s.execute(update(Run).where(Run.id == run_id).values(state="queued", pages=0))
-        assert svc.run_pass() == [run_id]
-        wait_for(fake_dir / f"run-{run_id}.pid")
+        start_crawl(svc, run_id, fake_dir)
         with session_factory.begin() as s:
             reaped = {"state": "failed", "lease_owner": None, "lease_until": None}
             s.execute(update(Run).where(Run.id == run_id).values(**reaped))
@@ -236,8 +239,7 @@ def test_shutdown_interrupts_and_requeues_running_crawls(
     run_id = queue_now(session_factory)
     svc = service(tmp_path, migrated, session_factory, "r")
     monkeypatch.setenv("FAKE_CRAWL_MODE", "sleep")
-    assert svc.run_pass() == [run_id]
-    wait_for(fake_dir / f"run-{run_id}.pid")
+    start_crawl(svc, run_id, fake_dir)
     svc.stop(grace_s=1)
     with session_factory.begin() as s:
         run = s.get(Run, run_id)
