@@ -4,7 +4,7 @@ The catalogue side hashes the whole work, a grid of 80 % and 70 % windows and a 
 each also mirrored, so a crop or a flip of the work lands near one stored view. The query
 side hashes the file as found, the file with borders, letterbox or caption bars trimmed, the
 file turned back by +-5 and +-10 degrees, cut to its 60 % centre (rotated copies), and the
-file with thin overlaid strokes (watermark text) removed. Views without enough detail are
+file with thin overlaid strokes (watermark text) painted over. Views without enough detail are
 skipped (blank corners collide).
 """
 
@@ -98,15 +98,23 @@ def unrotated_centres(g: F32) -> list[F32]:
     return out
 
 
+OVERLAY_DIV = 40  # strokes up to ~1/40 of the short side are taken for overlays: 7 px at 288
+OVERLAY_RISE = 20.0  # grey levels a stroke stands above (or below) the opened (closed) picture
+
+
 def without_overlays(g: F32) -> list[F32]:
-    """The query with thin bright strokes removed (grey opening), then thin dark ones (grey
-    closing): a text watermark or caption laid over a smooth picture moves its hash more than
-    the picture's own detail does, and strokes narrower than the kernel do not survive it."""
-    side = max(3, round(min(g.shape) / 64) | 1)  # odd, ~1/64 of the short side: 7 px at 360
+    """Two views of the query: thin bright strokes (watermark text) painted over by their
+    surroundings, and thin dark ones. A stroke narrower than the kernel is where the grey
+    opening drops (the closing rises) by more than OVERLAY_RISE; only those pixels change.
+    Opening the whole frame also wiped a striped or textured picture's own fine lines, and
+    one view for both kinds would take a picture's dark outlines with a bright caption."""
+    side = max(3, round(min(g.shape) / OVERLAY_DIV) | 1)
     kernel = np.ones((side, side), np.uint8)
+    opened = cv2.morphologyEx(g, cv2.MORPH_OPEN, kernel)
+    closed = cv2.morphologyEx(g, cv2.MORPH_CLOSE, kernel)
     return [
-        np.asarray(cv2.morphologyEx(g, op, kernel), np.float32)
-        for op in (cv2.MORPH_OPEN, cv2.MORPH_CLOSE)
+        np.where(g - opened > OVERLAY_RISE, opened, g).astype(np.float32),
+        np.where(closed - g > OVERLAY_RISE, closed, g).astype(np.float32),
     ]
 
 
