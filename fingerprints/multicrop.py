@@ -88,13 +88,19 @@ ROTATIONS = (-10.0, -5.0, 5.0, 10.0)  # degrees a query is turned back by, for r
 
 def unrotated_centres(g: F32) -> list[F32]:
     """The query turned back by each of ROTATIONS, cut to the 60 % centre that the turn keeps
-    whole: a copy rotated by about that angle lands near the work's 60 % centre view."""
+    whole: a copy rotated by about that angle lands near the work's 60 % centre view. Only the
+    centre is rendered (the turn's translation moved by the window's corner): a third of the
+    pixels, the same values to float rounding."""
     h, w = g.shape
+    ch, cw = round(h * 0.6), round(w * 0.6)
+    y0, x0 = round((h - ch) * 0.5), round((w - cw) * 0.5)
     out = []
     for deg in ROTATIONS:
         turn = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
-        back: F32 = np.asarray(cv2.warpAffine(g, turn, (w, h), flags=cv2.INTER_LINEAR), np.float32)
-        out.append(view(back, 0.6, 0.5, 0.5))
+        turn[:, 2] -= (x0, y0)
+        out.append(
+            np.asarray(cv2.warpAffine(g, turn, (cw, ch), flags=cv2.INTER_LINEAR), np.float32)
+        )
     return out
 
 
@@ -113,8 +119,8 @@ def without_overlays(g: F32) -> list[F32]:
     opened = cv2.morphologyEx(g, cv2.MORPH_OPEN, kernel)
     closed = cv2.morphologyEx(g, cv2.MORPH_CLOSE, kernel)
     return [
-        np.where(g - opened > OVERLAY_RISE, opened, g).astype(np.float32),
-        np.where(closed - g > OVERLAY_RISE, closed, g).astype(np.float32),
+        np.where(g - opened > OVERLAY_RISE, opened, g),
+        np.where(closed - g > OVERLAY_RISE, closed, g),
     ]
 
 
