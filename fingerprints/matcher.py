@@ -117,8 +117,8 @@ class Matcher:
             raise ValueError(f"unknown threshold types: {', '.join(sorted(unknown))}")
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self._hash = {
-            ImagePHash.name: MultiIndexHashing(),
-            ImageMultiCropHash.name: MultiIndexHashing(),
+            name: MultiIndexHashing.for_radius(int(self.thresholds[name]))
+            for name in (ImagePHash.name, ImageMultiCropHash.name)
         }
         self._orb = OrbIndex()
         self._audio = SubFingerprintIndex()
@@ -200,11 +200,7 @@ class Matcher:
             if value is None:
                 continue
             radius = LOOSE_RADIUS if loose else int(self.thresholds[name])
-            found: dict[int, int] = {}
-            for q in parse_hashes(value):
-                for work_id, dist in index.search(q, radius).items():
-                    found[work_id] = min(dist, found.get(work_id, 64))
-            for work_id, dist in found.items():
+            for work_id, dist in index.search_many(parse_hashes(value), radius).items():
                 hash_works.add(work_id)
                 region = self._region(work_id, query_kp, scale, REGION_INLIERS) or full
                 out.append(

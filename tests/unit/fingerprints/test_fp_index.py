@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,10 +46,16 @@ def _near(base: int, flips: list[int]) -> int:
     st.integers(0, 14),
     st.lists(st.integers(0, 30), max_size=5),
 )
+@pytest.mark.parametrize("bits", [MultiIndexHashing.FOUR, MultiIndexHashing.THREE])
 def test_mih_equals_brute_force(
-    items: list[tuple[int, int]], q: int, near: list[list[int]], radius: int, removed: list[int]
+    bits: tuple[int, ...],
+    items: list[tuple[int, int]],
+    q: int,
+    near: list[list[int]],
+    radius: int,
+    removed: list[int],
 ) -> None:
-    mih, lin = MultiIndexHashing(), LinearIndex()
+    mih, lin = MultiIndexHashing(bits), LinearIndex()
     entries = items + [(31 + i, _near(q, flips)) for i, flips in enumerate(near)]
     for item, h in entries:
         mih.add(item, [h])
@@ -57,6 +64,37 @@ def test_mih_equals_brute_force(
         mih.remove(item)
         lin.remove(item)
     assert mih.search(q, radius) == lin.search(q, radius)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 20), u64), min_size=0, max_size=40),
+    st.lists(u64, min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 5), st.lists(st.integers(0, 63), max_size=12)), max_size=12),
+    st.integers(0, 12),
+)
+@pytest.mark.parametrize("bits", [MultiIndexHashing.FOUR, MultiIndexHashing.THREE])
+def test_mih_search_many_equals_brute_force_per_hash(
+    bits: tuple[int, ...],
+    items: list[tuple[int, int]],
+    queries: list[int],
+    near: list[tuple[int, list[int]]],
+    radius: int,
+) -> None:
+    """A query's hashes searched in one pass: each item at its smallest distance from any of
+    them, exactly as brute force hash by hash."""
+    mih, lin = MultiIndexHashing(bits), LinearIndex()
+    entries = items + [
+        (21 + i, _near(queries[k % len(queries)], flips)) for i, (k, flips) in enumerate(near)
+    ]
+    for item, h in entries:
+        mih.add(item, [h, h ^ 0xFF])  # several hashes an item, as multi-crop views are
+        lin.add(item, [h, h ^ 0xFF])
+    expected: dict[int, int] = {}
+    for q in queries:
+        for item, dist in lin.search(q, radius).items():
+            expected[item] = min(dist, expected.get(item, 65))
+    assert mih.search_many(queries, radius) == expected
 
 
 def test_mih_bulk_load_and_incremental_edits() -> None:
@@ -77,13 +115,20 @@ def test_mih_bulk_load_and_incremental_edits() -> None:
     assert len(mih) == 5000
 
 
-def test_mih_memory_per_hash() -> None:
-    mih = MultiIndexHashing()
+@pytest.mark.parametrize("bits", [MultiIndexHashing.FOUR, MultiIndexHashing.THREE])
+def test_mih_memory_per_hash(bits: tuple[int, ...]) -> None:
+    mih = MultiIndexHashing(bits)
     mih.add_many(
         np.arange(100_000, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15),
         np.zeros(100_000, np.int32),
     )
     assert mih.nbytes / len(mih) <= 32
+
+
+def test_three_chunks_only_where_they_probe_no_more_bits_than_four() -> None:
+    assert MultiIndexHashing.for_radius(6).bits == MultiIndexHashing.FOUR  # 1 bit vs 2
+    assert MultiIndexHashing.for_radius(8).bits == MultiIndexHashing.THREE  # 2 bits either way
+    assert MultiIndexHashing.for_radius(10).bits == MultiIndexHashing.FOUR  # 2 bits vs 3
 
 
 def test_parse_hashes() -> None:
