@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import fingerprints.matcher  # noqa: E402
 from fingerprints import (  # noqa: E402
     Matcher,
     MediaKind,
@@ -917,20 +918,45 @@ def bench_scale(quick: bool) -> dict[str, object]:
     out: dict[str, object] = {}
     for n in (1_000_000,) if quick else (1_000_000, 10_000_000):
         hashes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-        index = MultiIndexHashing()
-        index.add_many(hashes, np.arange(n, dtype=np.int32) % 1_000_000)
+        ids = np.arange(n, dtype=np.int32) % 1_000_000
         queries = [int(hashes[i]) ^ (1 << int(rng.integers(64))) for i in range(200)]
-        for radius in (6, 8, 10):
+        built: dict[tuple[int, ...], MultiIndexHashing] = {}
+        for radius in (6, 8, 10):  # each with the cut the matcher would give it
+            index = MultiIndexHashing.for_radius(radius)
+            if index.bits not in built:
+                index.add_many(hashes, ids)
+                built[index.bits] = index
+            index = built[index.bits]
             t = time.perf_counter()
             for q in queries:
                 index.search(q, radius)
             out[f"mih_{n}_{radius}"] = (time.perf_counter() - t) / len(queries) * 1000
+            out[f"bytes_{n}_{radius}"] = index.nbytes / n
+        # A whole image query, as the matcher makes it: its pHash at the pHash default (8) in
+        # the pHash index (a work stores one pHash and ~40 multi-crop views: n / 40 hashes) and
+        # its 8 multi-crop views in one pass at the multi-crop default (6) in this index.
+        phash = MultiIndexHashing.for_radius(8)
+        phash.add_many(hashes[: n // 40], np.arange(n // 40, dtype=np.int32))
+        index = built[MultiIndexHashing.for_radius(6).bits]
+        views = [[q, *rng.integers(0, 2**64 - 1, 8, dtype=np.uint64).tolist()] for q in queries]
+        t = time.perf_counter()
+        for v in views:
+            phash.search(v[0], 8)
+            index.search_many(v[1:], 6)
+        out[f"query_{n}"] = (time.perf_counter() - t) / len(views) * 1000
+        out[f"bytes_{n}_query"] = index.nbytes / n
+        t = time.perf_counter()
+        for v in views:
+            phash.search(v[0], 8)
+            for h in v[1:]:
+                index.search(h, 6)
+        out[f"onebyone_{n}"] = (time.perf_counter() - t) / len(views) * 1000
+        del phash, index, built
         t = time.perf_counter()
         for q in queries[:20]:
             np.flatnonzero(hamming_many(hashes, q) <= 8)
         out[f"brute_{n}"] = (time.perf_counter() - t) / 20 * 1000
-        out[f"bytes_{n}"] = index.nbytes / n
-        del index, hashes
+        del hashes
     return out
 
 
@@ -1086,7 +1112,17 @@ def _report_scale(scale: dict[str, object], ascale: dict[str, object]) -> list[s
             brute = float(scale[f"brute_{n}"])  # type: ignore[arg-type]
             L.append(
                 f"| multi-index hashing | {int(n):,} | {r} | {val:.2f} | {brute:.1f} | "
-                f"{brute / float(val):.0f}x | {scale[f'bytes_{n}']:.0f} |"
+                f"{brute / float(val):.0f}x | {scale[f'bytes_{n}_{r}']:.0f} |"
+            )  # type: ignore[arg-type]
+        if key.startswith("query_"):
+            n = key.split("_")[1]
+            brute = 9 * float(scale[f"brute_{n}"])  # type: ignore[arg-type]
+            one = float(scale[f"onebyone_{n}"])  # type: ignore[arg-type]
+            L.append(
+                f"| an image query: its pHash at 8 among {int(n) // 40:,}, its 8 views at 6 in "
+                f"one pass ({one:.2f} ms one by one) | {int(n):,} | 8 / 6 | {val:.2f} | "
+                f"{brute:.1f} | "
+                f"{brute / float(val):.0f}x | {scale[f'bytes_{n}_query']:.0f} |"
             )  # type: ignore[arg-type]
     return [
         *L,
@@ -1108,7 +1144,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "matching.md")
     parser.add_argument("--skip-audio", action="store_true", help="the image half only")
     parser.add_argument("--skip-images", action="store_true", help="the audio half only")
+    parser.add_argument(
+        "--no-landmarks",
+        action="store_true",
+        help="audio by Chromaprint alone, as the matcher runs past LANDMARK_MAX_WORKS works",
+    )
     args = parser.parse_args()
+    if args.no_landmarks:
+        fingerprints.matcher.LANDMARK_MAX_WORKS = 0
     t0 = time.time()
     root = fetch()
     for old in CACHE.glob("rwbench-*"):  # left by killed runs; a running one keeps its own
