@@ -922,11 +922,11 @@ def bench_scale(quick: bool) -> dict[str, object]:
         queries = [int(hashes[i]) ^ (1 << int(rng.integers(64))) for i in range(200)]
         built: dict[tuple[int, ...], MultiIndexHashing] = {}
         for radius in (6, 8, 10):  # each with the cut the matcher would give it
-            index = MultiIndexHashing.for_radius(radius)
-            if index.bits not in built:
-                index.add_many(hashes, ids)
-                built[index.bits] = index
-            index = built[index.bits]
+            bits = MultiIndexHashing.for_radius(radius).bits
+            if bits not in built:
+                built[bits] = MultiIndexHashing(bits)
+                built[bits].add_many(hashes, ids)
+            index = built[bits]
             t = time.perf_counter()
             for q in queries:
                 index.search(q, radius)

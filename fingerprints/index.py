@@ -82,6 +82,8 @@ class MultiIndexHashing:
     def __init__(self, bits: tuple[int, ...] = FOUR) -> None:
         assert sum(bits) == 64, bits
         self.bits = bits
+        shifts = [64 - sum(bits[: i + 1]) for i in range(len(bits))]
+        self._cuts = list(zip(shifts, bits, strict=True))  # (shift, width), most significant first
         self._hashes: U64 = np.zeros(0, np.uint64)
         self._ids: npt.NDArray[np.int32] = np.zeros(0, np.int32)
         self._tables: list[tuple[npt.NDArray[np.unsignedinteger], npt.NDArray[np.int32]]] = []
@@ -140,18 +142,10 @@ class MultiIndexHashing:
         order = np.argsort(hashes, kind="stable")
         self._hashes, self._ids = hashes[order], ids[order]
         self._tables = []
-        for shift, bits in self._chunks()[1:]:
+        for shift, bits in self._cuts[1:]:
             chunk = self._chunk(self._hashes, shift, bits).astype(_dtype(bits))
             pos = np.argsort(chunk, kind="stable").astype(np.int32)
             self._tables.append((chunk[pos], pos))
-
-    def _chunks(self) -> list[tuple[int, int]]:
-        """(shift, width) of each chunk, most significant first."""
-        out, top = [], 64
-        for bits in self.bits:
-            top -= bits
-            out.append((top, bits))
-        return out
 
     @staticmethod
     def _chunk(x: U64, shift: int, bits: int) -> U64:
@@ -171,28 +165,24 @@ class MultiIndexHashing:
         self._merge()
         if self._hashes.size == 0 or qs.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.uint8)
-        (shift, bits), *rest = self._chunks()
         sub = radius // len(self.bits)
         found, owner = [], []
-        # The first chunk's table is the sorted hash array: a probe is a range of it.
-        probes = self._probe(bits, sub)
-        which = np.repeat(np.arange(qs.size), probes.size)
-        keys0 = (
-            (self._chunk(qs, shift, bits)[:, None] ^ probes[None, :]) << np.uint64(shift)
-        ).ravel()
-        lo = np.searchsorted(self._hashes, keys0, side="left")
-        hi = np.searchsorted(self._hashes, keys0 | np.uint64((1 << shift) - 1), side="right")
-        found.append(_ranges(lo, hi))
-        owner.append(np.repeat(which, hi - lo))
-        for (shift, bits), (chunk, pos) in zip(rest, self._tables, strict=True):
+        for k, (shift, bits) in enumerate(self._cuts):
             probes = self._probe(bits, sub)
-            which = np.repeat(np.arange(qs.size), probes.size)
-            keys = (self._chunk(qs, shift, bits)[:, None] ^ probes[None, :]).astype(chunk.dtype)
-            keys = keys.ravel()
-            lo = np.searchsorted(chunk, keys, side="left")
-            hi = np.searchsorted(chunk, keys, side="right")
-            found.append(pos[_ranges(lo, hi)].astype(np.int64))
-            owner.append(np.repeat(which, hi - lo))
+            keys = self._chunk(qs, shift, bits)[:, None] ^ probes[None, :]
+            if k == 0:  # the first chunk's table is the sorted hash array: a probe is a range
+                first = (keys << np.uint64(shift)).ravel()
+                lo = np.searchsorted(self._hashes, first, side="left")
+                last = first | np.uint64((1 << shift) - 1)
+                hi = np.searchsorted(self._hashes, last, side="right")
+                found.append(_ranges(lo, hi))
+            else:
+                chunk, pos = self._tables[k - 1]
+                flat = keys.astype(chunk.dtype).ravel()
+                lo = np.searchsorted(chunk, flat, side="left")
+                hi = np.searchsorted(chunk, flat, side="right")
+                found.append(pos[_ranges(lo, hi)].astype(np.int64))
+            owner.append(np.repeat(np.arange(qs.size), probes.size).repeat(hi - lo))
         cand = np.concatenate(found)  # may repeat: cheaper than np.unique at this size
         dist = np.bitwise_count(self._hashes[cand] ^ qs[np.concatenate(owner)])
         near = dist <= radius

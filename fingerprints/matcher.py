@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 
 from fingerprints import audio, landmarks
-from fingerprints.audiomatch import SubFingerprintIndex
+from fingerprints.audiomatch import Alignment, SubFingerprintIndex
 from fingerprints.base import MediaKind
 from fingerprints.hamming import parse_hashes
 from fingerprints.image import ImagePHash
@@ -265,11 +265,8 @@ class Matcher:
         for method, scale, raw, index in tries:
             floor = LOOSE_Z if loose else self.thresholds[method]
             for al in index.search(raw, scale):
-                z = al.z - LONG_Z * length
-                if z >= floor:
-                    score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
-                    hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
-                    out.append(Evidence(al.work_id, method, z, hit))
+                if al.z - LONG_Z * length >= floor:
+                    out.append(_chroma_evidence(al, method, length))
         peaks = self._value(prints, AudioLandmarks.name)
         if peaks is not None and self._landmarks_on():
             found = self._landmarks.search(*decode_peaks(peaks))
@@ -310,12 +307,16 @@ class Matcher:
                     continue
                 at = round(lm.offset * landmarks.FRAME_S / audio.FRAME_S)
                 al = index.verify(raw, lm.work_id, at - 1)  # tries at-3 .. at+2
-                if al is None or al.z - LONG_Z * length < floor:
-                    continue
-                score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
-                hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
-                out.append(Evidence(al.work_id, method, al.z - LONG_Z * length, hit))
+                if al is not None and al.z - LONG_Z * length >= floor:
+                    out.append(_chroma_evidence(al, method, length))
         return out
+
+
+def _chroma_evidence(al: Alignment, method: str, length: float) -> Evidence:
+    """A Chromaprint alignment as evidence: z less the length term; score 1 - 2 x BER."""
+    score = max(0.0, min(1.0, 1.0 - 2.0 * al.ber))
+    hit = Hit(al.work_id, score, al.offset * audio.FRAME_S, None, method)
+    return Evidence(al.work_id, method, al.z - LONG_Z * length, hit)
 
 
 def _background(lm: landmarks.Landmark, found: list[landmarks.Landmark]) -> float:

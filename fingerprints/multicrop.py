@@ -44,10 +44,16 @@ def dct_hash(g: F32) -> int | None:
     return int(_BITS[bits].sum())
 
 
-def view(g: F32, size: float, fx: float, fy: float) -> F32:
-    h, w = g.shape
+def window(shape: tuple[int, ...], size: float, fx: float, fy: float) -> tuple[int, ...]:
+    """(x0, y0, width, height) of a window `size` of each side, placed at (fx, fy) of the
+    free margin."""
+    h, w = shape[:2]
     ch, cw = round(h * size), round(w * size)
-    y0, x0 = round((h - ch) * fy), round((w - cw) * fx)
+    return round((w - cw) * fx), round((h - ch) * fy), cw, ch
+
+
+def view(g: F32, size: float, fx: float, fy: float) -> F32:
+    x0, y0, cw, ch = window(g.shape, size, fx, fy)
     return g[y0 : y0 + ch, x0 : x0 + cw]
 
 
@@ -92,8 +98,7 @@ def unrotated_centres(g: F32) -> list[F32]:
     centre is rendered (the turn's translation moved by the window's corner): a third of the
     pixels, the same values to float rounding."""
     h, w = g.shape
-    ch, cw = round(h * 0.6), round(w * 0.6)
-    y0, x0 = round((h - ch) * 0.5), round((w - cw) * 0.5)
+    x0, y0, cw, ch = window(g.shape, 0.6, 0.5, 0.5)
     out = []
     for deg in ROTATIONS:
         turn = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
