@@ -54,7 +54,7 @@ class Alignment:
     z: float  # (0.5 - ber) * sqrt(frames): grows with the length of the evidence
 
 
-class _Segment:
+class Segment:
     """Sorted postings: keys (sub-fingerprint values) and vals (ordinal << POS_BITS | frame),
     with a table of where each bucket of keys (their top bits, ~8 entries a bucket) starts, so
     a lookup reads one table slot and one short run instead of ~28 binary-search probes."""
@@ -77,7 +77,7 @@ class _Segment:
             self.starts = starts
 
     @classmethod
-    def build(cls, parts: list[tuple[U32, U32]]) -> _Segment:
+    def build(cls, parts: list[tuple[U32, U32]]) -> Segment:
         if not parts:
             return cls(np.zeros(0, np.uint32), np.zeros(0, np.uint32))
         packed = np.empty(sum(k.size for k, _ in parts), np.uint64)
@@ -126,6 +126,20 @@ class _Segment:
             hi[small] = start + less + same
         return lo, hi
 
+    def matches(self, keys: U32, stop: int | None = None) -> tuple[I64, U32]:
+        """(index into `keys`, posting word) of every posting of every key; keys with more
+        than `stop` postings are skipped (they carry no evidence)."""
+        if len(self) == 0 or keys.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint32)
+        lo, hi = self.lookup(keys)
+        counts = hi - lo
+        if stop is not None:
+            counts[counts > stop] = 0
+        total = int(counts.sum())
+        rep = np.repeat(np.arange(keys.size), counts)
+        flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
+        return rep, self.vals[flat]
+
 
 class Postings:
     """Sorted postings (32-bit key -> one word packing a work's ordinal and a frame) in a large
@@ -144,8 +158,8 @@ class Postings:
         self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
         self._ids: list[int] = []  # ordinal -> work id
         self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
-        self._main = _Segment.build([])
-        self._delta = _Segment.build([])
+        self._main = Segment.build([])
+        self._delta = Segment.build([])
         self._pending: list[int] = []  # ordinals added since the delta was last built
         self._in_delta: list[int] = []
         self._dead = 0  # entries of removed works still in the segments
@@ -228,7 +242,7 @@ class Postings:
         if sum(k.size for k, _ in parts) > max(MIN_MERGE, len(self._main) // 8):
             self._merge(parts)
         else:
-            self._delta = _Segment.build(parts)
+            self._delta = Segment.build(parts)
             self._in_delta = live
         self._pending = []
 
@@ -236,9 +250,9 @@ class Postings:
         main = self._main
         if self._dead:  # drop the entries of removed works
             keep = self._alive[main.vals >> np.uint32(self.pos_bits)]
-            main = _Segment(main.keys[keep], main.vals[keep])
-        self._main = _Segment.build([(main.keys, main.vals), *delta])
-        self._delta = _Segment.build([])
+            main = Segment(main.keys[keep], main.vals[keep])
+        self._main = Segment.build([(main.keys, main.vals), *delta])
+        self._delta = Segment.build([])
         self._in_delta = []
         self._dead = 0
 
@@ -246,32 +260,19 @@ class Postings:
         """(index into `keys`, work ordinal, frame) of every live posting of every key;
         keys with more than `stop` postings are skipped (they carry no evidence)."""
         self._refresh()
-        parts: list[tuple[I64, I64, I64]] = []
-        for seg in (self._main, self._delta):
-            if len(seg) == 0 or keys.size == 0:
-                continue
-            lo, hi = seg.lookup(keys)
-            counts = hi - lo
-            if stop is not None:
-                counts[counts > stop] = 0
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            rep = np.repeat(np.arange(keys.size), counts)
-            flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
-            vals = seg.vals[flat]
-            ordinal = (vals >> np.uint32(self.pos_bits)).astype(np.int64)
-            ok = self._alive[ordinal]
-            frame = (vals & np.uint32(self.max_frames - 1)).astype(np.int64)
-            parts.append((rep[ok], ordinal[ok], frame[ok]))
-        if not parts:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty
+        parts = [self._decode(*seg.matches(keys, stop)) for seg in (self._main, self._delta)]
         return (
             np.concatenate([p[0] for p in parts]),
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
         )
+
+    def _decode(self, rep: I64, vals: U32) -> tuple[I64, I64, I64]:
+        """(index into the keys, work ordinal, frame) of the live postings among `vals`."""
+        ordinal = (vals >> np.uint32(self.pos_bits)).astype(np.int64)
+        ok = self._alive[ordinal]
+        frame = (vals & np.uint32(self.max_frames - 1)).astype(np.int64)
+        return rep[ok], ordinal[ok], frame[ok]
 
 
 class SubFingerprintIndex(Postings):

@@ -104,7 +104,7 @@ def test_bucket_lookup_equals_binary_search(keys: list[int], q: list[int], scan:
     mp.setattr(audiomatch, "BUCKET_SCAN", scan)
     try:
         k = np.sort(np.asarray(keys, np.uint32))
-        seg = audiomatch._Segment(k, np.zeros(k.size, np.uint32))
+        seg = audiomatch.Segment(k, np.zeros(k.size, np.uint32))
         query = np.asarray(q, np.uint32)
         lo, hi = seg.lookup(query)
         assert lo.tolist() == np.searchsorted(k, query, side="left").tolist()
