@@ -13,14 +13,19 @@ are the evidence. Here:
   parabolic interpolation), so a pitch shift moves every peak by the same amount and a
   query can undo it by shifting, not by fingerprinting the file again;
 * the stored value is the peaks themselves (frame, log-frequency), not the hashes, so the
-  query side can form denser pairs and try shifted variants cheaply.
+  query side can form denser pairs and try shifted variants cheaply;
+* the index is searched in two stages (``LandmarkIndex``): triplets of peaks (as in Panako,
+  Six & Leman 2014), specific enough that a query meets few chance postings however large
+  the catalogue, put forward the works worth counting; pairs, of which more survive damage,
+  count their votes.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import ClassVar
+from collections import OrderedDict
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +33,7 @@ import scipy.fft
 from scipy.ndimage import maximum_filter
 
 from fingerprints.audio import I16, SAMPLE_RATE, AudioType, require_sound
-from fingerprints.audiomatch import Postings
+from fingerprints.audiomatch import Postings, Segment
 from fingerprints.base import MediaKind
 
 N_FFT = 1024  # 93 ms windows: a semitone is 1.7 bins at 300 Hz
@@ -43,6 +48,9 @@ FAN_OUT = {"work": 4, "query": 20}  # pairs formed from each anchor peak
 DT_MAX = 48  # frames (1.1 s) between a pair's peaks; fits 6 bits
 DQ_MAX = 30  # half semitones between a pair's peaks
 TOP_CANDIDATES = 8
+CANDIDATES = 32  # works the triplet stage puts forward to pair voting
+TRIPLET_FAN = {"work": 4, "query": 16}  # pair partners an anchor's triplets are drawn from
+PAIR_CACHE = 256  # works whose pair postings are kept between queries (~75 kB each)
 TOP_CELLS = 256  # best-voted (work, window, offset) cells examined per variant
 BACKGROUND_FRAMES = round(1.0 / FRAME_S)  # offsets further apart are another alignment
 Q_SCALE = 64  # stored log-frequency: units * 64 in a uint16
@@ -53,6 +61,7 @@ DEAD_DB = 20.0  # bins this far under the typical bin are not whitened up
 F32 = npt.NDArray[np.float32]
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
+T = TypeVar("T", np.int64, np.uint64)
 
 
 def spectrogram(samples: I16) -> F32:
@@ -146,6 +155,44 @@ def pairs(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64, I64]:
     return a[keep], b[keep], t[a[keep]], t[b[keep]] - t[a[keep]]
 
 
+def triplets(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64]:
+    """(anchor, first partner, second partner) indices: each anchor with every two of its
+    first `fan_out` pair partners (``pairs``), the earlier one first."""
+    a, b, _ta, _dt = pairs(t, q, fan_out)
+    if a.size == 0:
+        return a, a, a
+    start = np.flatnonzero(np.concatenate([[True], a[1:] != a[:-1]]))
+    count = np.diff(np.append(start, a.size))
+    parts = []
+    for i in range(fan_out - 1):
+        for j in range(i + 1, fan_out):
+            s = start[count > j]
+            parts.append((a[s], b[s + i], b[s + j]))
+    anchor, first, second = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    return anchor, first, second
+
+
+MIX = np.uint32(0x9E3779B1)  # odd: multiplying by it modulo 2^32 is one-to-one (Knuth)
+
+
+def triplet_hashes(
+    t: I64, q: F32, a: I64, b: I64, c: I64, shift: float = 0.0, scale: float = 1.0
+) -> U32:
+    """31-bit hashes of three peaks: the anchor's log-frequency (7 bits, less `shift`), both
+    partners' intervals to it (6 + 6) and time gaps from it (6 + 6, times `scale`)."""
+    qa = np.clip(np.rint(q[a] - shift), 0, LOG_MAX).astype(np.uint32)
+    d1 = np.clip(np.rint(q[b] - q[a]) + 31, 0, 63).astype(np.uint32)
+    d2 = np.clip(np.rint(q[c] - q[a]) + 31, 0, 63).astype(np.uint32)
+    t1 = np.clip(np.rint((t[b] - t[a]) * scale), 0, 63).astype(np.uint32)
+    t2 = np.clip(np.rint((t[c] - t[a]) * scale), 0, 63).astype(np.uint32)
+    out: U32 = (qa << np.uint32(24)) | (d1 << np.uint32(18)) | (d2 << np.uint32(12))
+    out |= (t1 << np.uint32(6)) | t2
+    # Scrambled (a bijection of 32-bit words): the index buckets keys by their top bits, and
+    # real music crowds the few common anchor pitches and intervals kept there.
+    out *= MIX
+    return out
+
+
 def hashes(q: F32, a: I64, b: I64, dt: I64, shift: float = 0.0) -> U32:
     """20-bit hashes: anchor log-frequency (7 bits), its difference to the partner's (7), dt (6).
     `shift` (half semitones) is subtracted from every frequency first: the pitch variant."""
@@ -174,35 +221,54 @@ VARIANTS: tuple[tuple[float, float], ...] = (
 )
 
 
+# The triplet stage tries the pitch variants only: a 2 % speed change moves few of a triplet's
+# gaps by a frame, and Chromaprint's own speed variants find those copies besides.
+TRIPLET_VARIANTS = tuple(v for v in VARIANTS if v[1] == 1.0)
+
+
 class LandmarkIndex(Postings):
-    """Inverted index from 20-bit pair hash to (work, anchor frame), 8 bytes a pair plus the
-    peaks kept per work (4 bytes a peak); main and delta segments with tombstones, so adding
-    or removing a work costs the delta, not a rebuild (``audiomatch.Postings``)."""
+    """Peaks of every work, searched in two stages. Peak pairs survive damage best, but a
+    20-bit pair hash meets every work's chance postings: a pair search costs 1-2 ms per work.
+    So an inverted index of peak triplets (``triplet_hashes``, 31 bits) first puts forward
+    the CANDIDATES works whose triplets agree best on one offset, and only their pairs are
+    counted, as a pair index over every work would count them (the votes the thresholds were
+    measured on). The triplet stage's cost grows with the catalogue far slower (measured in
+    bench/results/scale.md).
+
+    Triplet postings take 8 bytes each, in main and delta segments with tombstones
+    (``audiomatch.Postings``); peaks 6 bytes each; a candidate's pair postings are formed from
+    its peaks, and the last PAIR_CACHE works' kept."""
 
     pos_bits = 15  # frames of a work indexed: 32,768 (12.7 min); 131,072 works an index
 
     def _reset(self) -> None:
         super()._reset()
-        self._peaks: dict[int, tuple[I64, F32]] = {}
+        self._peaks: dict[int, tuple[npt.NDArray[np.uint16], F32]] = {}  # 6 bytes a peak
+        self._pair_cache: OrderedDict[int, tuple[U32, U32]] = OrderedDict()  # by ordinal
 
     def add(self, work_id: int, t: I64, q: F32) -> None:
         self.remove(work_id)
-        self._peaks[work_id] = (t, q)
+        keep = (t >= 0) & (t < self.max_frames)
+        self._peaks[work_id] = (t[keep].astype(np.uint16), q[keep].astype(np.float32))
         self._register(work_id)
 
     def remove(self, work_id: int) -> None:
-        if self._unregister(work_id):
+        ordinal = self._ordinal.get(work_id)
+        if ordinal is not None and self._unregister(work_id):
             del self._peaks[work_id]
+            self._pair_cache.pop(ordinal, None)
+
+    def _peaks_of(self, work_id: int) -> tuple[I64, F32]:
+        t, q = self._peaks[work_id]
+        return t.astype(np.int64), q
 
     def _postings(self, work_id: int) -> tuple[U32, U32]:
-        t, q = self._peaks[work_id]
-        keep = t < self.max_frames
-        t, q = t[keep], q[keep]
-        a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
-        return hashes(q, a, b, dt), ta.astype(np.uint32)
+        t, q = self._peaks_of(work_id)
+        a, b, c = triplets(t, q, TRIPLET_FAN["work"])
+        return triplet_hashes(t, q, a, b, c), t[a].astype(np.uint32)
 
     def _works(self) -> list[tuple[int, object]]:
-        return list(self._peaks.items())
+        return [(work_id, self._peaks_of(work_id)) for work_id in self._peaks]
 
     def _readd(self, work_id: int, kept: object) -> None:
         assert isinstance(kept, tuple)
@@ -212,12 +278,13 @@ class LandmarkIndex(Postings):
         """Best (work, offset) per work over all variants, most votes first."""
         if len(self) == 0 or t.size < 2:
             return []
+        shortlist = Segment.build([self._pairs_of(o) for o in self._candidates(t, q)])
         a, b, ta, dt = pairs(t, q, FAN_OUT["query"])
         best: dict[int, Landmark] = {}
         for shift, scale in VARIANTS:
             dts = np.clip(np.rint(dt * scale), 1, 63).astype(np.int64)
             keys = hashes(q, a, b, dts, shift)
-            rep, ordinal, frame = self._matches(keys)
+            rep, ordinal, frame = self._decode(*shortlist.matches(keys))
             if rep.size == 0:
                 continue
             offset = frame - np.rint(ta[rep] * scale).astype(np.int64)
@@ -225,6 +292,61 @@ class LandmarkIndex(Postings):
                 if hit.work_id not in best or hit.votes > best[hit.work_id].votes:
                     best[hit.work_id] = hit
         return sorted(best.values(), key=lambda h: -h.votes)[:TOP_CANDIDATES]
+
+    def _candidates(self, t: I64, q: F32) -> list[int]:
+        """Ordinals of the CANDIDATES works with the most query triplets agreeing on one
+        offset (every live work when there are no more than that)."""
+        self._refresh()
+        if len(self) <= CANDIDATES:
+            return sorted(self._ordinal.values())
+        work, votes = self._triplet_votes(t, q)
+        out: list[int] = []
+        for i in np.argsort(-votes, kind="stable"):
+            if int(work[i]) not in out:
+                out.append(int(work[i]))
+                if len(out) == CANDIDATES:
+                    break
+        return out
+
+    def _triplet_votes(self, t: I64, q: F32) -> tuple[I64, I64]:
+        """(work ordinal, votes) of every (work, offset) the query's triplets line up.
+
+        Offsets in two-frame bins, counted twice with the bins staggered, so no alignment is
+        split; one vote per distinct triplet, as a held chord repeats one triplet all along.
+        """
+        a, b, c = triplets(t, q, TRIPLET_FAN["query"])
+        cells = []
+        for shift, scale in TRIPLET_VARIANTS:
+            keys = triplet_hashes(t, q, a, b, c, shift, scale)
+            rep, work, frame = self._matches(keys)
+            offset = frame - np.rint(t[a[rep]] * scale).astype(np.int64) + OFF_BIAS
+            ok = (offset >= 0) & (offset < 2 * OFF_BIAS - 1)
+            cell = work[ok].astype(np.uint64) << np.uint64(47) | keys[rep[ok]]
+            for off in (offset[ok] >> 1, (offset[ok] + 1) >> 1):
+                cells.append(cell | off.astype(np.uint64) << np.uint64(32))
+        by_cell = _sorted_unique(np.concatenate(cells)) >> np.uint64(32)
+        if by_cell.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        first = np.flatnonzero(np.concatenate([[True], by_cell[1:] != by_cell[:-1]]))
+        votes = np.diff(np.append(first, by_cell.size))
+        return (by_cell[first] >> np.uint64(15)).astype(np.int64), votes
+
+    def _pairs_of(self, ordinal: int) -> tuple[U32, U32]:
+        """A work's pair postings (hash, ordinal and anchor frame), kept for PAIR_CACHE works."""
+        kept = self._pair_cache.get(ordinal)
+        if kept is not None:
+            self._pair_cache.move_to_end(ordinal)
+            return kept
+        t, q = self._peaks_of(self._ids[ordinal])
+        a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
+        kept = (
+            hashes(q, a, b, dt),
+            (np.uint32(ordinal) << np.uint32(self.pos_bits)) | ta.astype(np.uint32),
+        )
+        self._pair_cache[ordinal] = kept
+        if len(self._pair_cache) > PAIR_CACHE:
+            self._pair_cache.popitem(last=False)
+        return kept
 
     def _count(self, ordinal: I64, offset: I64, anchor: I64, key: U32) -> list[Landmark]:
         """The best-voted (work, offset) of each work among these matched pairs.
@@ -278,10 +400,10 @@ class LandmarkIndex(Postings):
         return out
 
 
-def _sorted_unique(x: I64) -> I64:
+def _sorted_unique(x: npt.NDArray[T]) -> npt.NDArray[T]:
     """np.unique by sorting: numpy 2's default hash-based unique is ~10x slower here."""
     x = np.sort(x)
-    keep: I64 = x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
+    keep: npt.NDArray[T] = x[np.concatenate([[True], x[1:] != x[:-1]])] if x.size else x
     return keep
 
 

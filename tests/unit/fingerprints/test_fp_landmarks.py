@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from fpsynth import RATE, encode_audio, make_music
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from fingerprints import audiomatch
@@ -66,32 +66,140 @@ def test_pairs_respect_the_target_zone_and_fan_out(ps: list[tuple[int, float]], 
             assert len(later) == n
 
 
+@given(peak_lists, st.integers(2, 8))
+def test_triplets_are_every_two_partners_of_an_anchor(
+    ps: list[tuple[int, float]], fan: int
+) -> None:
+    t, q = _arrays(ps)
+    a, b, _ta, _dt = lm.pairs(t, q, fan)
+    partners: dict[int, list[int]] = {}
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        partners.setdefault(x, []).append(y)
+    expected = sorted(
+        (x, ys[i], ys[j])
+        for x, ys in partners.items()
+        for i in range(len(ys))
+        for j in range(i + 1, len(ys))
+    )
+    ta, tb, tc = lm.triplets(t, q, fan)
+    assert sorted(zip(ta.tolist(), tb.tolist(), tc.tolist(), strict=True)) == expected
+
+
+triplet_fields = st.tuples(  # anchor pitch, both intervals, both gaps (as `triplets` forms them)
+    st.integers(0, lm.LOG_MAX),
+    st.integers(-lm.DQ_MAX, lm.DQ_MAX),
+    st.integers(-lm.DQ_MAX, lm.DQ_MAX),
+    st.integers(1, lm.DT_MAX),
+    st.integers(1, lm.DT_MAX),
+).map(lambda f: (*f[:3], min(f[3:]), max(f[3:])))
+
+
+def _one_triplet(f: tuple[int, int, int, int, int], shift: int = 0) -> int:
+    qa, d1, d2, t1, t2 = f
+    t = np.array([0, t1, t2], np.int64)
+    q = np.array([qa, qa + d1, qa + d2], np.float32) + shift
+    one = np.array([0])
+    return int(lm.triplet_hashes(t, q, one * 0, one * 0 + 1, one * 0 + 2, float(shift))[0])
+
+
+@given(triplet_fields, triplet_fields)
+def test_triplet_hashes_tell_every_two_triplets_apart(
+    f: tuple[int, int, int, int, int], g: tuple[int, int, int, int, int]
+) -> None:
+    """The scrambling is one-to-one: different pitches or gaps never share a bucket key."""
+    assert (_one_triplet(f) == _one_triplet(g)) == (f == g)
+
+
+@given(triplet_fields, st.integers(-6, 6))
+def test_a_triplets_hash_undoes_a_pitch_shift(f: tuple[int, int, int, int, int], k: int) -> None:
+    assume(0 <= f[0] + k <= lm.LOG_MAX)
+    assert _one_triplet(f, k) == _one_triplet(f)
+
+
+def _random_work(seed: int, seconds: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * lm.PEAKS_PER_S["work"])
+    t = np.sort(rng.integers(0, int(seconds / lm.FRAME_S), n))
+    return t, rng.uniform(0, lm.LOG_MAX, n).astype(np.float32)
+
+
+def _excerpt(t: np.ndarray, q: np.ndarray, start: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """10 s of a work: 70 % of its peaks among as many random ones."""
+    rng = np.random.default_rng(seed)
+    inside = (t >= start) & (t < start + int(10 / lm.FRAME_S)) & (rng.random(t.size) < 0.7)
+    et, eq = _random_work(seed + 1, 10.0)
+    tt = np.concatenate([t[inside] - start, et])
+    order = np.argsort(tt, kind="stable")
+    return tt[order], np.concatenate([q[inside], eq])[order]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_triplet_stage_keeps_what_pair_voting_alone_finds(seed: int) -> None:
+    """Among 60 works, with 4 candidates put forward by the triplets, the planted work is
+    found with the very votes and offset that pair voting over every work gives."""
+    index = lm.LandmarkIndex()
+    for work_id in range(60):
+        index.add(work_id, *_random_work(seed + work_id))
+    target = seed % 60
+    query = _excerpt(*_random_work(seed + target), 500, seed)
+    everything = {h.work_id: h for h in index.search(*query)}  # 60 works: all candidates
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lm, "CANDIDATES", 4)
+        staged = index.search(*query)
+    hit, alone = staged[0], everything[target]
+    assert (hit.work_id, hit.offset, hit.votes) == (target, alone.offset, alone.votes)
+    assert abs(hit.offset - 500) <= 2
+    # The background (the work's best other alignment, bounded by the fewest votes among the
+    # best-voted cells when they leave it out) depends on the cells the other works bring.
+    assert hit.background * 4 < hit.votes
+
+
+def test_pair_postings_are_kept_for_the_last_works_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lm, "CANDIDATES", 1)
+    monkeypatch.setattr(lm, "PAIR_CACHE", 2)
+    index = lm.LandmarkIndex()
+    works = {w: _random_work(100 + w) for w in range(5)}
+    for w, peaks in works.items():
+        index.add(w, *peaks)
+    for w, (t, q) in works.items():
+        assert index.search(*_excerpt(t, q, 300, w))[0].work_id == w
+        assert len(index._pair_cache) <= 2
+    index.remove(4)  # the last one searched: its pair postings go with it
+    assert len(index._pair_cache) == 1
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(-300, 300))
+@example(364046862, 0)  # its first 100 peaks spanned 19.0 s: one pair fell outside the window
 def test_index_votes_equal_brute_force(seed: int, shift: int) -> None:
     """The index's best offset and vote count for a work equal a plain dictionary count of the
-    same distinct hashes (variant 0: no pitch or time change)."""
+    same distinct hashes (variant 0: no pitch or time change). The excerpt starts `shift`
+    frames into the query and lasts 800 frames: one 20 s vote window holds all of it."""
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(0, 2000, 300))
     q = rng.uniform(0, lm.LOG_MAX, 300).astype(np.float32)
     index = lm.LandmarkIndex()
     index.add(7, t, q)
-    qt = t[100:200] - t[100] + 50
-    found = index.search(qt, q[100:200])
+    start = abs(shift) % 50
+    inside = (t >= t[100]) & (t < t[100] + 800)
+    qt, qq = t[inside] - t[100] + start, q[inside]
+    assert qt.max() < 2 * lm.WINDOW_STEP
+    found = index.search(qt, qq)
     # Brute force over the same pairs.
     a, b, ta, dt = lm.pairs(t, q, lm.FAN_OUT["work"])
     ref: dict[int, list[int]] = {}
     for h, at in zip(lm.hashes(q, a, b, dt).tolist(), ta.tolist(), strict=True):
         ref.setdefault(h, []).append(at)
-    qa, qb, qta, qdt = lm.pairs(qt, q[100:200], lm.FAN_OUT["query"])
+    qa, qb, qta, qdt = lm.pairs(qt, qq, lm.FAN_OUT["query"])
     distinct: dict[int, set[int]] = {}
-    for h, at in zip(lm.hashes(q[100:200], qa, qb, qdt).tolist(), qta.tolist(), strict=True):
+    for h, at in zip(lm.hashes(qq, qa, qb, qdt).tolist(), qta.tolist(), strict=True):
         for r in ref.get(h, []):
             distinct.setdefault((r - at) >> 1, set()).add(h)
     best_bin = max(distinct, key=lambda k: len(distinct[k]))
     assert found
     assert found[0].work_id == 7
-    true_offset = t[100] - 50
+    true_offset = t[100] - start
     assert abs(found[0].offset - true_offset) <= 2
     assert found[0].votes >= len(distinct[best_bin])
 
@@ -101,12 +209,14 @@ def test_index_votes_equal_brute_force(seed: int, shift: int) -> None:
     st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2**16)), min_size=1, max_size=14),
     st.lists(st.integers(0, 6), max_size=4),
     st.sampled_from([0, 10**6]),
+    st.sampled_from([lm.CANDIDATES, 2]),
 )
 def test_edits_search_like_a_fresh_index(
-    ops: list[tuple[int, int]], removed: list[int], min_merge: int
+    ops: list[tuple[int, int]], removed: list[int], min_merge: int, candidates: int
 ) -> None:
     """Adds, re-adds and removals through delta segments, merges and tombstones find what an
-    index built once from the surviving works finds."""
+    index built once from the surviving works finds, with every work a candidate and with
+    two put forward by the triplets."""
 
     def work(seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -116,6 +226,7 @@ def test_edits_search_like_a_fresh_index(
 
     mp = pytest.MonkeyPatch()
     mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
+    mp.setattr(lm, "CANDIDATES", candidates)
     try:
         index, live = lm.LandmarkIndex(), {}
         t_q, q_q = work(ops[0][1])
@@ -192,14 +303,25 @@ def matcher(songs: list[np.ndarray]) -> Matcher:
     return m
 
 
+@pytest.fixture(params=["every work", "one candidate"])
+def shortlist(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pair voting over every work (a small catalogue), or over the one work the triplet
+    stage puts forward (as in a large one)."""
+    if request.param == "one candidate":
+        monkeypatch.setattr(lm, "CANDIDATES", 1)
+
+
 def _landmark_hits(matcher: Matcher, data: bytes) -> list[tuple[int, float, float | None]]:
-    return [
-        (ev.work_id, ev.raw, ev.hit.offset_s)
-        for ev in matcher.evidence(fingerprint_query(data))
-        if ev.method == lm.AudioLandmarks.name and ev.raw >= matcher.thresholds[ev.method]
-    ]
+    """(work, raw, offset_s) of each work the landmarks find, by votes or by contrast."""
+    hits: dict[int, tuple[int, float, float | None]] = {}
+    for ev in matcher.evidence(fingerprint_query(data)):
+        passes = ev.raw >= matcher.thresholds[ev.method]
+        if ev.method in (lm.AudioLandmarks.name, CONTRAST) and passes:
+            hits.setdefault(ev.work_id, (ev.work_id, ev.raw, ev.hit.offset_s))
+    return list(hits.values())
 
 
+@pytest.mark.usefixtures("shortlist")
 def test_five_second_excerpt(matcher: Matcher, songs: list[np.ndarray]) -> None:
     for i, song in enumerate(songs):
         hits = _landmark_hits(matcher, encode_audio(song[17 * RATE : 22 * RATE], "ogg"))
@@ -208,6 +330,7 @@ def test_five_second_excerpt(matcher: Matcher, songs: list[np.ndarray]) -> None:
         assert abs(hits[0][2] - 17.0) <= 0.5
 
 
+@pytest.mark.usefixtures("shortlist")
 def test_speech_over_music_at_equal_loudness(matcher: Matcher, songs: list[np.ndarray]) -> None:
     """A talker (formant-filtered noise bursts with a gliding pitch) as loud as the music."""
     rng = np.random.default_rng(5)
