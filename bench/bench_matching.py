@@ -5,6 +5,9 @@ bench/.cache (never committed), makes the transformations of the matcher issue w
 OpenCV and ffmpeg, and reports recall per transformation at the zero-false-positive
 threshold for rightswatch and, side by side, for plain imagehash pHash and a plain
 Chromaprint excerpt matcher; then timing and memory. Writes bench/results/matching.md.
+The audio catalogue's landmark index is padded with 2,000 landmark-only distractor works
+(the distractor tracks' peaks moved in pitch and time: real music's statistics, no real
+track), so the landmark bars are set at a catalogue's size, not at 30 works'.
 
     .venv/bin/python bench/bench_matching.py [--quick]
 """
@@ -45,6 +48,7 @@ from fingerprints import (  # noqa: E402
     Unfingerprintable,
     fingerprint_query,
     fingerprint_work,
+    landmarks,
     multicrop,
 )
 from fingerprints.audio import FRAME_S, SILENCE, decode_audio, decode_query  # noqa: E402
@@ -52,6 +56,7 @@ from fingerprints.audiomatch import SubFingerprintIndex  # noqa: E402
 from fingerprints.hamming import hamming_many  # noqa: E402
 from fingerprints.image import has_information  # noqa: E402
 from fingerprints.index import MultiIndexHashing  # noqa: E402
+from fingerprints.landmarks import AudioLandmarks  # noqa: E402
 from fingerprints.matcher import CONTRAST, SHIFTED  # noqa: E402
 
 BAND = "audio_chromaprint_band"
@@ -362,6 +367,7 @@ def zero_fp_threshold(wrong: list[float], lower_is_better: bool, step: float = 1
 
 _IMG: dict[str, object] = {}
 WORKERS = 3
+PAD_ID = 1_000_000  # padded landmark-only works: ids from here
 
 
 def _image_query(
@@ -716,6 +722,7 @@ def _audio_query(
     raw: dict[str, float] = {}
     evidence = matcher.evidence(prints)
     rec["all"] = [(ev.method, ev.work_id, ev.raw, ev.hit.offset_s, ev.hit.score) for ev in evidence]
+    rec["peaks"] = prints.values.get(AudioLandmarks.name, (0, ""))[1]  # for landmark studies
     for ev in evidence:
         if ev.work_id == truth:
             raw[ev.method] = max(ev.raw, raw.get(ev.method, -1))
@@ -786,7 +793,46 @@ def _audio_job(job: tuple[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def bench_audio(root: Path, quick: bool) -> dict[str, object]:
+def _track_peaks(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        return landmarks.peaks(decode_audio(path.read_bytes()), landmarks.PEAKS_PER_S["work"])
+    except Unfingerprintable:  # pads nothing
+        return None
+
+
+def moved_copies(t: np.ndarray, q: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n` landmark prints with real music's peak statistics that match no real track: the
+    peaks moved 4-14 half semitones in pitch (a query's variants undo at most 2.7), every
+    other one also played backwards, later ones stretched in time by 10 %, 20 %, ..."""
+    shifts = [k * sign for k in range(4, 15) for sign in (1, -1)]  # 22 pitch moves
+    out = []
+    for j in range(n):
+        k = shifts[j % len(shifts)]
+        stretch = 1.0 + 0.1 * (j // len(shifts))
+        tt, qq = (t.max() - t[::-1], q[::-1]) if j % 2 else (t, q)
+        qq = qq + k
+        ok = (qq >= 0) & (qq <= landmarks.LOG_MAX)
+        out.append((np.rint(tt[ok] * stretch).astype(np.int64), qq[ok].astype(np.float32)))
+    return out
+
+
+def pad_landmarks(matcher: Matcher, tracks: list[tuple[Path, float]], n: int) -> int:
+    """Add `n` landmark-only distractor works (``moved_copies`` of the distractor tracks):
+    the landmark index at a catalogue's size, with real peak statistics. Returns the count."""
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+        prints = [p for p in pool.map(_track_peaks, [p for p, _ in tracks]) if p is not None]
+    per = -(-n // max(1, len(prints)))
+    added = 0
+    for t, q in prints:
+        for tt, qq in moved_copies(t, q, min(per, n - added)):
+            value = landmarks.encode_peaks(tt, qq)
+            entry = {AudioLandmarks.name: (AudioLandmarks.version, value)}
+            matcher.add(PAD_ID + added, MediaKind.AUDIO, entry)
+            added += 1
+    return added
+
+
+def bench_audio(root: Path, quick: bool, pad: int = 0) -> dict[str, object]:
     pool = music_pool(root)
     rng = random.Random(5)
     rng.shuffle(pool)
@@ -827,6 +873,7 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
     matcher = Matcher()
     plain = PlainChromaprint()
     cpu, audio_s = 0.0, 0.0
+    work_peaks: list[str] = []
     for i, (p, d) in enumerate(works):
         data = p.read_bytes()
         c = time.process_time()
@@ -834,7 +881,12 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
         cpu += time.process_time() - c
         audio_s += min(d, 600)
         matcher.add(i, MediaKind.AUDIO, prints.values)
+        work_peaks.append(prints.values.get(AudioLandmarks.name, (0, ""))[1])
         plain.add(i, decode_query(prints.values["audio_chromaprint"][1])[0])
+
+    padded = pad_landmarks(matcher, distractors, pad) if pad else 0
+    if padded:
+        say(f"audio: {padded} landmark-only distractor works (moved copies of distractor tracks)")
 
     queries: Counter[str] = Counter()  # per transformation
     base_true: dict[str, list[float]] = defaultdict(list)
@@ -876,7 +928,7 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
     say(f"audio: transformed and {n_dq} distractor excerpt queries in {time.time() - t0:.0f} s")
     # Every query's evidence, for studying thresholds without re-running (never committed).
     with open(CACHE / "audio-records.pkl", "wb") as f:
-        pickle.dump({"works": [str(p) for p, _ in works], "records": dump}, f)
+        pickle.dump({"works": [str(p) for p, _ in works], "peaks": work_peaks, "records": dump}, f)
 
     thresholds = {m: zero_fp_threshold(v, False, 0.02) for m, v in wrong.items()}
     for m in AUDIO_METHODS:
@@ -900,6 +952,7 @@ def bench_audio(root: Path, quick: bool) -> dict[str, object]:
         "works": len(works),
         "distractor_hours": sum(d for _, d in distractors) / 3600,
         "distractor_queries": n_dq,
+        "padded": padded,
         "rows": rows,
         "thresholds": thresholds,
         "base_threshold": base_thr,
@@ -1075,7 +1128,8 @@ def _report_images(img: dict[str, object]) -> list[str]:
 def _report_audio(aud: dict[str, object]) -> list[str]:
     L = [
         f"## Audio: {aud['works']} works, {aud['distractor_hours']:.1f} h of distractor music "
-        f"({aud['distractor_queries']} distractor excerpts)",
+        f"({aud['distractor_queries']} distractor excerpts)"
+        + (f", {aud['padded']:,} landmark-only distractor works" if aud.get("padded") else ""),
         "",
         "| transformation | rightswatch | plain Chromaprint | offset within 0.5 s | "
         "the same or a repeat of it | queries |",
@@ -1149,6 +1203,14 @@ def main() -> None:
         action="store_true",
         help="audio by Chromaprint alone, as the matcher runs past LANDMARK_MAX_WORKS works",
     )
+    parser.add_argument(
+        "--pad-landmarks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="add N landmark-only distractor works, moved copies of the distractor tracks"
+        " (default: 2,000, none with --quick)",
+    )
     args = parser.parse_args()
     if args.no_landmarks:
         fingerprints.matcher.LANDMARK_MAX_WORKS = 0
@@ -1162,7 +1224,8 @@ def main() -> None:
         img = bench_images(root, args.quick)
         say(f"images done at {time.time() - t0:.0f} s")
     if not args.skip_audio:
-        aud = bench_audio(root, args.quick)
+        pad = args.pad_landmarks if args.pad_landmarks is not None else (0 if args.quick else 2000)
+        aud = bench_audio(root, args.quick, pad)
         say(f"audio done at {time.time() - t0:.0f} s")
     if aud is None or img is None:  # one half: its own report, no scale section
         if aud is not None:
