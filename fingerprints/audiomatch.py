@@ -225,7 +225,12 @@ class Postings:
 
     def _packed(self, ordinal: int) -> tuple[U32, U32]:
         keys, frames = self._postings(self._ids[ordinal])
-        return keys, (np.uint32(ordinal) << np.uint32(self.pos_bits)) | frames.astype(np.uint32)
+        return keys, self._pack(ordinal, frames)
+
+    def _pack(self, ordinal: int, frames: npt.NDArray[np.integer]) -> U32:
+        """Posting words: the work's ordinal above ``pos_bits`` bits of frame."""
+        word: U32 = (np.uint32(ordinal) << np.uint32(self.pos_bits)) | frames.astype(np.uint32)
+        return word
 
     def _renumber(self) -> None:
         """Ordinals exhausted: give the live works fresh ones and rebuild everything."""

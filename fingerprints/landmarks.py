@@ -291,8 +291,8 @@ class LandmarkIndex(Postings):
 
     def _candidates(self, t: I64, q: F32) -> list[int]:
         """Ordinals of the CANDIDATES works with the most query triplets agreeing on one
-        offset (every live work when there are no more than that)."""
-        self._refresh()
+        offset (every live work when there are no more than that: their triplet postings are
+        then never built)."""
         if len(self) <= CANDIDATES:
             return sorted(self._ordinal.values())
         work, votes = self._triplet_votes(t, q)
@@ -335,10 +335,7 @@ class LandmarkIndex(Postings):
             return kept
         t, q = self._peaks_of(self._ids[ordinal])
         a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
-        kept = (
-            hashes(q, a, b, dt),
-            (np.uint32(ordinal) << np.uint32(self.pos_bits)) | ta.astype(np.uint32),
-        )
+        kept = hashes(q, a, b, dt), self._pack(ordinal, ta)
         self._pair_cache[ordinal] = kept
         if len(self._pair_cache) > PAIR_CACHE:
             self._pair_cache.popitem(last=False)

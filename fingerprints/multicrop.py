@@ -44,7 +44,7 @@ def dct_hash(g: F32) -> int | None:
     return int(_BITS[bits].sum())
 
 
-def window(shape: tuple[int, ...], size: float, fx: float, fy: float) -> tuple[int, ...]:
+def window(shape: tuple[int, ...], size: float, fx: float, fy: float) -> tuple[int, int, int, int]:
     """(x0, y0, width, height) of a window `size` of each side, placed at (fx, fy) of the
     free margin."""
     h, w = shape[:2]

@@ -98,8 +98,8 @@ def _one_triplet(f: tuple[int, int, int, int, int], shift: int = 0) -> int:
     qa, d1, d2, t1, t2 = f
     t = np.array([0, t1, t2], np.int64)
     q = np.array([qa, qa + d1, qa + d2], np.float32) + shift
-    one = np.array([0])
-    return int(lm.triplet_hashes(t, q, one * 0, one * 0 + 1, one * 0 + 2, float(shift))[0])
+    anchor, first, second = np.array([0]), np.array([1]), np.array([2])
+    return int(lm.triplet_hashes(t, q, anchor, first, second, float(shift))[0])
 
 
 @given(triplet_fields, triplet_fields)
