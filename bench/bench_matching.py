@@ -626,7 +626,9 @@ def audio_transforms(
         f"aresample=44100,asetrate=44100*{2 ** (1 / 12):.6f},atempo={2 ** (-1 / 12):.6f},"
         "aresample=44100",
     )
-    excerpt("telephone_band", 10, "-af", "highpass=f=300,lowpass=f=3400,aresample=8000", "-ac", "1")
+    # A telephone channel: 300-3,400 Hz at 8 kHz, G.711 mu-law (64 kbps), as a call carries it.
+    phone = ("-af", "highpass=f=300,lowpass=f=3400,aresample=8000", "-ac", "1")
+    excerpt("telephone_band", 10, *phone, "-c:a", "pcm_mulaw", ext="wav")
     # 10 s of the work inside a mix: 20 s of other music, the excerpt, 15 s of other music.
     start = round(rng.uniform(0, max(0.0, dur - 11)), 2)
     mix = tmp / "mix.mp3"
@@ -649,6 +651,10 @@ def audio_transforms(
     )
     if ffmpeg(["-i", str(src), "-i", str(speech)], talk, "-filter_complex", filt):
         out["speech_over_music"] = (talk, start)
+    # Harsher: the telephone band as an 8 kbps MP3 (what ffmpeg picks at 8 kHz unasked, and
+    # the telephone row until 2026-11-30): LAME also cuts everything above 3 kHz. Last, so
+    # the rows above draw the excerpts they always drew.
+    excerpt("telephone_8kbps_mp3", 10, *phone, "-b:a", "8k")
     return out
 
 
@@ -928,7 +934,15 @@ def bench_audio(root: Path, quick: bool, pad: int = 0) -> dict[str, object]:
     say(f"audio: transformed and {n_dq} distractor excerpt queries in {time.time() - t0:.0f} s")
     # Every query's evidence, for studying thresholds without re-running (never committed).
     with open(CACHE / "audio-records.pkl", "wb") as f:
-        pickle.dump({"works": [str(p) for p, _ in works], "peaks": work_peaks, "records": dump}, f)
+        pickle.dump(
+            {
+                "works": [str(p) for p, _ in works],
+                "peaks": work_peaks,
+                "distractors": [str(p) for p, _ in distractors],  # the padding's sources
+                "records": dump,
+            },
+            f,
+        )
 
     thresholds = {m: zero_fp_threshold(v, False, 0.02) for m, v in wrong.items()}
     for m in AUDIO_METHODS:
