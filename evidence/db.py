@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evidence.errors import DatabaseUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 15_000
+# A writer may wait out another's burst of fsynced commits on a slow, shared disk: 15 s was
+# once too short for 500 of them (a CI run on 2026-11-30).
+SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
