@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evidence.errors import DatabaseUnavailable
 
-# A writer may wait out another's burst of fsynced commits on a slow, shared disk: 15 s was
-# once too short for 500 of them (a CI run on 2026-11-30).
+# A writer may have to wait out another process's burst of fsynced commits on a slow, shared
+# disk: 15 s was once too short for 500 of them.
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 

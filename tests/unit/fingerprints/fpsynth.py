@@ -77,21 +77,25 @@ def make_music(
     return (0.3 * out / np.abs(out).max()).astype(np.float32)
 
 
+# encode_audio's formats: (container, codec)
+AUDIO_FORMATS = {
+    "ogg": ("ogg", "libopus"),
+    "mp3": ("mp3", "libmp3lame"),
+    "flac": ("flac", "flac"),
+    "wav": ("wav", "pcm_s16le"),
+    "ulaw": ("wav", "pcm_mulaw"),
+}
+
+
 def encode_audio(
     samples: np.ndarray, fmt: str = "ogg", rate: int = RATE, bitrate: int = 96000
 ) -> bytes:
     """Encode float mono samples with PyAV: ogg (opus), mp3, flac, wav or ulaw (a WAV of
     G.711 mu-law, a telephone channel's coding)."""
-    codec = {
-        "ogg": "libopus",
-        "mp3": "libmp3lame",
-        "flac": "flac",
-        "wav": "pcm_s16le",
-        "ulaw": "pcm_mulaw",
-    }[fmt]
+    container, codec = AUDIO_FORMATS[fmt]
     out_rate = 48000 if fmt == "ogg" else rate
     buf = io.BytesIO()
-    with av.open(buf, "w", format="wav" if fmt == "ulaw" else fmt) as box:
+    with av.open(buf, "w", format=container) as box:
         stream = box.add_stream(codec, rate=out_rate)
         stream.layout = "mono"
         if fmt in ("ogg", "mp3"):

@@ -143,8 +143,9 @@ def test_triplet_stage_keeps_what_pair_voting_alone_finds(seed: int) -> None:
         index.add(work_id, *_random_work(seed + work_id))
     target = seed % 60
     query = _excerpt(*_random_work(seed + target), 500, seed)
-    everything = {h.work_id: h for h in index.search(*query)}  # 60 works: all candidates
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lm, "CANDIDATES", 60)  # every work a candidate: pair voting alone
+        everything = {h.work_id: h for h in index.search(*query)}
         mp.setattr(lm, "CANDIDATES", 4)
         staged = index.search(*query)
     hit, alone = staged[0], everything[target]
@@ -153,6 +154,23 @@ def test_triplet_stage_keeps_what_pair_voting_alone_finds(seed: int) -> None:
     # The background (the work's best other alignment, bounded by the fewest votes among the
     # best-voted cells when they leave it out) depends on the cells the other works bring.
     assert hit.background * 4 < hit.votes
+
+
+def test_a_small_catalogue_skips_the_triplet_stage() -> None:
+    """With no more works than CANDIDATES, every work is a candidate: each is still found,
+    and no triplet posting is built (they would cost memory and a refresh for nothing)."""
+    index = lm.LandmarkIndex()
+    works = {w: _random_work(200 + w) for w in range(lm.CANDIDATES)}
+    for w, peaks in works.items():
+        index.add(w, *peaks)
+    for w, (t, q) in works.items():
+        hit = index.search(*_excerpt(t, q, 300, w))[0]
+        assert (hit.work_id, abs(hit.offset - 300) <= 2) == (w, True)
+    assert index.entries == 0
+    index.add(lm.CANDIDATES, *_random_work(200 + lm.CANDIDATES))  # one more: triplets it is
+    t, q = works[3]
+    assert index.search(*_excerpt(t, q, 300, 3))[0].work_id == 3
+    assert index.entries > 0
 
 
 def test_pair_postings_are_kept_for_the_last_works_only(monkeypatch: pytest.MonkeyPatch) -> None:
