@@ -51,7 +51,7 @@ CONTRAST_FLOOR = 8.0
 # Measured (bench/results/matching-audio-full.md): without it full tracks and 30 s excerpts
 # of one work set every bar against the others, and 5 s excerpts paid for it.
 LONG_Z, LONG_VOTES = 0.5, 10.0
-# The landmark index holds ~100 kB a work (triplet postings of real music: 2.5 GB at the cap)
+# The landmark index holds ~80 kB a work (triplet postings and peaks of real music: 2 GB at the cap)
 # and a query's triplet stage grows with the catalogue (bench/results/scale.md): past this
 # many audio works the matcher uses Chromaprint alone (logged once).
 LANDMARK_MAX_WORKS = 25_000
@@ -73,7 +73,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # Landmarks: min distinct pair hashes agreeing on one offset in a 20 s window, less the
     # length term (LONG_VOTES). Chance votes grow with the catalogue: measured 41 at 30 works,
     # 51 with 2,000 landmark-only distractor works, 57 with 24,970 (LANDMARK_MAX_WORKS), so
-    # the default is a notch above the last. Contrast (_background): measured 2.24, 2.10, 1.75.
+    # the default is a notch above the last. Contrast (_background): measured 2.24, 2.02, 2.02
+    # (2.10 and 1.75 when a work's triplets came from 4 pair partners, not 3).
     AudioLandmarks.name: 62,
     CONTRAST: 2.5,
 }
