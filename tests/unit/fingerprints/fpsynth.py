@@ -93,12 +93,12 @@ def encode_audio(
     """Encode float mono samples with PyAV: ogg (opus), mp3, flac, wav or ulaw (a WAV of
     G.711 mu-law, a telephone channel's coding)."""
     container, codec = AUDIO_FORMATS[fmt]
-    out_rate = 48000 if fmt == "ogg" else rate
+    out_rate = 48000 if codec == "libopus" else rate  # Opus runs at 48 kHz only
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as box:
         stream = box.add_stream(codec, rate=out_rate)
         stream.layout = "mono"
-        if fmt in ("ogg", "mp3"):
+        if codec in ("libopus", "libmp3lame"):  # the lossy ones take a bit rate
             stream.bit_rate = bitrate
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
