@@ -174,16 +174,14 @@ def triplets(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64]:
 MIX = np.uint32(0x9E3779B1)  # odd: multiplying by it modulo 2^32 is one-to-one (Knuth)
 
 
-def triplet_hashes(
-    t: I64, q: F32, a: I64, b: I64, c: I64, shift: float = 0.0, scale: float = 1.0
-) -> U32:
+def triplet_hashes(t: I64, q: F32, a: I64, b: I64, c: I64, shift: float = 0.0) -> U32:
     """31-bit hashes of three peaks: the anchor's log-frequency (7 bits, less `shift`), both
-    partners' intervals to it (6 + 6) and time gaps from it (6 + 6, times `scale`)."""
+    partners' intervals to it (6 + 6) and time gaps from it (6 + 6)."""
     qa = np.clip(np.rint(q[a] - shift), 0, LOG_MAX).astype(np.uint32)
     d1 = np.clip(np.rint(q[b] - q[a]) + 31, 0, 63).astype(np.uint32)
     d2 = np.clip(np.rint(q[c] - q[a]) + 31, 0, 63).astype(np.uint32)
-    t1 = np.clip(np.rint((t[b] - t[a]) * scale), 0, 63).astype(np.uint32)
-    t2 = np.clip(np.rint((t[c] - t[a]) * scale), 0, 63).astype(np.uint32)
+    t1 = np.clip(t[b] - t[a], 0, 63).astype(np.uint32)
+    t2 = np.clip(t[c] - t[a], 0, 63).astype(np.uint32)
     out: U32 = (qa << np.uint32(24)) | (d1 << np.uint32(18)) | (d2 << np.uint32(12))
     out |= (t1 << np.uint32(6)) | t2
     # Scrambled (a bijection of 32-bit words): the index buckets keys by their top bits, and
@@ -222,7 +220,7 @@ VARIANTS: tuple[tuple[float, float], ...] = (
 
 # The triplet stage tries the pitch variants only: a 2 % speed change moves few of a triplet's
 # gaps by a frame, and Chromaprint's own speed variants find those copies besides.
-TRIPLET_VARIANTS = tuple(v for v in VARIANTS if v[1] == 1.0)
+TRIPLET_SHIFTS = tuple(shift for shift, scale in VARIANTS if scale == 1.0)
 
 
 class LandmarkIndex(Postings):
@@ -293,42 +291,45 @@ class LandmarkIndex(Postings):
         return sorted(best.values(), key=lambda h: -h.votes)[:TOP_CANDIDATES]
 
     def _candidates(self, t: I64, q: F32) -> list[int]:
-        """Ordinals of the CANDIDATES works with the most query triplets agreeing on one
-        offset (every live work when there are no more than that: their triplet postings are
-        then never built)."""
+        """Ordinals of the CANDIDATES works whose query triplets agree best on one offset in
+        one 20 s window of the query (every live work when there are no more than that: their
+        triplet postings are then never built).
+
+        Windows start every 10 s, as pair votes are counted (``_count``): an excerpt inside a
+        long file is not outvoted by chance alignments along all of it, and a long file is
+        searched one window at a time (a full track at 100,000 works otherwise held GBs)."""
         if len(self) <= CANDIDATES:
             return sorted(self._ordinal.values())
-        work, votes = self._triplet_votes(t, q)
-        out: list[int] = []
-        for i in np.argsort(-votes, kind="stable"):
-            if int(work[i]) not in out:
-                out.append(int(work[i]))
-                if len(out) == CANDIDATES:
-                    break
-        return out
-
-    def _triplet_votes(self, t: I64, q: F32) -> tuple[I64, I64]:
-        """(work ordinal, votes) of every (work, offset) the query's triplets line up.
-
-        Offsets in two-frame bins, counted twice with the bins staggered, so no alignment is
-        split; one vote per distinct triplet, as a held chord repeats one triplet all along.
-        """
         a, b, c = triplets(t, q, TRIPLET_FAN["query"])
-        cells = []
-        for shift, scale in TRIPLET_VARIANTS:
-            keys = triplet_hashes(t, q, a, b, c, shift, scale)
+        chunk = t[a] // WINDOW_STEP
+        order = np.argsort(chunk, kind="stable")
+        a, b, c, chunk = a[order], b[order], c[order], chunk[order]
+        ends = np.searchsorted(chunk, np.arange(int(chunk.max()) + 1 if chunk.size else 0), "right")
+        best = np.zeros(len(self._ids), np.int64)  # by ordinal: its best votes in any window
+        before = np.zeros(0, np.uint64)
+        for lo, hi in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True):
+            cells = self._triplet_cells(t, q, a[lo:hi], b[lo:hi], c[lo:hi])
+            work, votes = _cell_votes(np.concatenate([before, cells]))
+            best[work] = np.maximum(best[work], votes)
+            before = cells
+        # Most votes first; ties go to the lower ordinal.
+        voted = np.flatnonzero(best)
+        return [int(o) for o in voted[np.argsort(-best[voted], kind="stable")[:CANDIDATES]]]
+
+    def _triplet_cells(self, t: I64, q: F32, a: I64, b: I64, c: I64) -> npt.NDArray[np.uint64]:
+        """(work ordinal, offset bin, triplet key) of every posting these query triplets
+        meet, packed in a word: offsets in two-frame bins, each posting in two bins staggered
+        by a frame, so no alignment is split."""
+        cells = [np.zeros(0, np.uint64)]
+        for shift in TRIPLET_SHIFTS:
+            keys = triplet_hashes(t, q, a, b, c, shift)
             rep, work, frame = self._matches(keys)
-            offset = frame - np.rint(t[a[rep]] * scale).astype(np.int64) + OFF_BIAS
+            offset = frame - t[a[rep]] + OFF_BIAS
             ok = (offset >= 0) & (offset < 2 * OFF_BIAS - 1)
             cell = work[ok].astype(np.uint64) << np.uint64(47) | keys[rep[ok]]
             for off in (offset[ok] >> 1, (offset[ok] + 1) >> 1):
                 cells.append(cell | off.astype(np.uint64) << np.uint64(32))
-        by_cell = _sorted_unique(np.concatenate(cells)) >> np.uint64(32)
-        if by_cell.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        first = np.flatnonzero(np.concatenate([[True], by_cell[1:] != by_cell[:-1]]))
-        votes = np.diff(np.append(first, by_cell.size))
-        return (by_cell[first] >> np.uint64(15)).astype(np.int64), votes
+        return np.concatenate(cells)
 
     def _pairs_of(self, ordinal: int) -> tuple[U32, U32]:
         """A work's pair postings (hash, ordinal and anchor frame), kept for PAIR_CACHE works."""
@@ -394,6 +395,19 @@ class LandmarkIndex(Postings):
             if len(out) >= TOP_CANDIDATES:
                 break
         return out
+
+
+def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
+    """(work ordinal, votes) of each work's best (work, offset bin) among `cells`, by ordinal:
+    one vote per distinct triplet, as a held chord repeats one triplet all along."""
+    by_cell = _sorted_unique(cells) >> np.uint64(32)
+    if by_cell.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    first = np.flatnonzero(np.concatenate([[True], by_cell[1:] != by_cell[:-1]]))
+    votes = np.diff(np.append(first, by_cell.size))
+    work = (by_cell[first] >> np.uint64(15)).astype(np.int64)  # sorted: cells lead with it
+    start = np.flatnonzero(np.concatenate([[True], work[1:] != work[:-1]]))
+    return work[start], np.maximum.reduceat(votes, start)
 
 
 def _sorted_unique(x: npt.NDArray[T]) -> npt.NDArray[T]:

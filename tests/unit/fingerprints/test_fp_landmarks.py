@@ -173,6 +173,28 @@ def test_a_small_catalogue_skips_the_triplet_stage() -> None:
     assert index.entries > 0
 
 
+def test_an_excerpt_inside_a_long_file_is_put_forward_by_its_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Triplets vote per 20 s window of the query, as pairs do: a work heard faintly all along
+    a 4-minute file (30 % of its peaks) lines up more triplets over the whole file than a 10 s
+    excerpt of another work does, but far fewer in any one window."""
+    monkeypatch.setattr(lm, "CANDIDATES", 1)
+    index = lm.LandmarkIndex()
+    works = {w: _random_work(300 + w, 240.0) for w in range(40)}
+    for w, peaks in works.items():
+        index.add(w, *peaks)
+    faint_t, faint_q = works[5]
+    faint = np.random.default_rng(5).random(faint_t.size) < 0.3
+    excerpt_t, excerpt_q = _excerpt(*works[9], 2000, 9)  # work 9 from its frame 2000 ...
+    at = 5000  # ... placed at the file's frame 5000 (116 s)
+    t = np.concatenate([faint_t[faint], excerpt_t + at])
+    q = np.concatenate([faint_q[faint], excerpt_q])
+    order = np.argsort(t, kind="stable")
+    hit = index.search(t[order], q[order])[0]
+    assert (hit.work_id, abs(hit.offset - (2000 - at)) <= 2) == (9, True)
+
+
 def test_pair_postings_are_kept_for_the_last_works_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lm, "CANDIDATES", 1)
     monkeypatch.setattr(lm, "PAIR_CACHE", 2)
