@@ -496,7 +496,7 @@ def _execute(
             run.error = "every seed was refused: " + "; ".join(reasons)[:1500]
             run.finished_at = datetime.now(UTC)
             return run_result(run, store_counts(session, run))
-        index = CatalogueIndex(dict(settings.thresholds) or None)
+        index = CatalogueIndex(dict(settings.thresholds) or None, settings.landmark_max_works)
         index.refresh(session)
         conditional, previous = _revalidation(session)
         capture = {

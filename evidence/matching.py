@@ -28,8 +28,10 @@ class WorkRef:
 class CatalogueIndex:
     """A `fingerprints.Matcher` over the works in the database, plus what a match must name."""
 
-    def __init__(self, thresholds: dict[str, float] | None = None) -> None:
-        self.matcher = fingerprints.Matcher(thresholds=thresholds or None)
+    def __init__(
+        self, thresholds: dict[str, float] | None = None, landmark_max_works: int | None = None
+    ) -> None:
+        self.matcher = fingerprints.Matcher(thresholds or None, landmark_max_works)
         self.works: dict[int, WorkRef] = {}
         self.version = 0
 

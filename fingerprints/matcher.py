@@ -51,9 +51,10 @@ CONTRAST_FLOOR = 8.0
 # Measured (bench/results/matching-audio-full.md): without it full tracks and 30 s excerpts
 # of one work set every bar against the others, and 5 s excerpts paid for it.
 LONG_Z, LONG_VOTES = 0.5, 10.0
-# The landmark index holds ~80 kB a work (triplet postings and peaks of real music: 2 GB at the cap)
-# and a query's triplet stage grows with the catalogue (bench/results/scale.md): past this
-# many audio works the matcher uses Chromaprint alone (logged once).
+# The landmark index holds ~45 kB a work (triplet postings and peaks of real music: 1.4 GB at
+# 25,000 works, 4.4 GB at 100,000) and a query's triplet stage grows with the catalogue (0.3 s
+# for 10 s of audio at 25,000 works, 0.5 s at 100,000: bench/results/scale.md): past this many
+# audio works (a default; RIGHTSWATCH_LANDMARK_MAX_WORKS) the matcher uses Chromaprint alone.
 LANDMARK_MAX_WORKS = 25_000
 # Defaults: the zero-false-positive thresholds measured by bench/bench_matching.py
 # (bench/results/matching.md), each moved one notch stricter for catalogues larger than the
@@ -72,9 +73,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     audio.AudioChromaprintBand.name: 1.5,
     # Landmarks: min distinct pair hashes agreeing on one offset in a 20 s window, less the
     # length term (LONG_VOTES). Chance votes grow with the catalogue: measured 41 at 30 works,
-    # 51 with 2,000 landmark-only distractor works, 57 with 24,970 (LANDMARK_MAX_WORKS), so
-    # the default is a notch above the last. Contrast (_background): measured 2.24, 2.02, 2.02
-    # (2.10 and 1.75 when a work's triplets came from 4 pair partners, not 3).
+    # 51 with 2,000 landmark-only distractor works, 57 with 24,970 (LANDMARK_MAX_WORKS) and
+    # 57 with 99,970, so the default is a notch above. Contrast (_background): measured 2.24,
+    # 2.02, 2.02, 2.02 (2.10 and 1.75 when a work's triplets came from 4 pair partners, not 3).
     AudioLandmarks.name: 62,
     CONTRAST: 2.5,
 }
@@ -114,7 +115,9 @@ class Evidence:
 class Matcher:
     """In-memory indexes over catalogue fingerprints, one per fingerprint type."""
 
-    def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, thresholds: Mapping[str, float] | None = None, landmark_max_works: int | None = None
+    ) -> None:
         unknown = set(thresholds or {}) - set(DEFAULT_THRESHOLDS)
         if unknown:
             raise ValueError(f"unknown threshold types: {', '.join(sorted(unknown))}")
@@ -128,6 +131,9 @@ class Matcher:
         self._band = SubFingerprintIndex()
         self._landmarks = LandmarkIndex()
         self._landmarks_warned = False
+        self.landmark_max_works = (
+            LANDMARK_MAX_WORKS if landmark_max_works is None else landmark_max_works
+        )
         self._kinds: dict[int, MediaKind] = {}
 
     def __len__(self) -> int:
@@ -241,14 +247,14 @@ class Matcher:
         return _box(found.box, scale, None)
 
     def _landmarks_on(self) -> bool:
-        if len(self._landmarks) <= LANDMARK_MAX_WORKS:
+        if len(self._landmarks) <= self.landmark_max_works:
             return True
         if not self._landmarks_warned:
             self._landmarks_warned = True
             logger.warning(
                 "%d audio works: over %d, landmark matching is off (Chromaprint only)",
                 len(self._landmarks),
-                LANDMARK_MAX_WORKS,
+                self.landmark_max_works,
             )
         return False
 

@@ -45,6 +45,8 @@ class Settings:
     rate_limit_storage: str = "memory://"  # or redis://host:port/N
     max_upload_bytes: int = 64 * 1024 * 1024  # POST /api/works: one original per request
     screenshots: str = "auto"  # "auto": with /usr/bin/chromium; "off": never
+    # Audio works up to which the matcher also searches peak landmarks (None: its default).
+    landmark_max_works: int | None = None
 
     @property
     def blob_dir(self) -> Path:
@@ -171,6 +173,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_storage=parse_rate_storage(env.get("RIGHTSWATCH_RATE_LIMIT_STORAGE", "")),
         max_upload_bytes=_int(env, "RIGHTSWATCH_MAX_UPLOAD_BYTES", Settings.max_upload_bytes),
         screenshots=shots,
+        landmark_max_works=_int(env, "RIGHTSWATCH_LANDMARK_MAX_WORKS", 0) or None,
     )
 
 

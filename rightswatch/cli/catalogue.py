@@ -152,7 +152,7 @@ def identify(files: tuple[Path, ...]) -> None:
     from evidence.matching import CatalogueIndex, hit_json
 
     a = app()
-    index = CatalogueIndex(dict(a.settings.thresholds))
+    index = CatalogueIndex(dict(a.settings.thresholds), a.settings.landmark_max_works)
     with translate_db_errors(), a.factory() as session:
         index.refresh(session)
     results, bad = [], 0

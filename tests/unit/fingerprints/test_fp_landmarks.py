@@ -408,11 +408,9 @@ def test_over_the_work_cap_landmarks_step_aside(
 ) -> None:
     """Past LANDMARK_MAX_WORKS the query cost would dominate a crawl: Chromaprint alone,
     said once in the log."""
-    from fingerprints import matcher as matcher_module
-
     clip = encode_audio(songs[0][5 * RATE : 15 * RATE], "mp3")
     assert _landmark_hits(matcher, clip)
-    monkeypatch.setattr(matcher_module, "LANDMARK_MAX_WORKS", 3)
+    monkeypatch.setattr(matcher, "landmark_max_works", 3)
     monkeypatch.setattr(matcher, "_landmarks_warned", False)
     with caplog.at_level("WARNING", logger="fingerprints.matcher"):
         assert _landmark_hits(matcher, clip) == []
