@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 from collections import OrderedDict
 from typing import ClassVar, TypeVar
 
@@ -160,7 +161,7 @@ def triplets(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64]:
     a, b, _ta, _dt = pairs(t, q, fan_out)
     if a.size == 0:
         return a, a, a
-    start = np.flatnonzero(np.concatenate([[True], a[1:] != a[:-1]]))
+    start = _run_starts(a)
     count = np.diff(np.append(start, a.size))
     parts = []
     for i in range(fan_out - 1):
@@ -301,13 +302,14 @@ class LandmarkIndex(Postings):
         if len(self) <= CANDIDATES:
             return sorted(self._ordinal.values())
         a, b, c = triplets(t, q, TRIPLET_FAN["query"])
-        chunk = t[a] // WINDOW_STEP
+        chunk = t[a] // WINDOW_STEP  # 10 s of the query; a window is two chunks
         order = np.argsort(chunk, kind="stable")
         a, b, c, chunk = a[order], b[order], c[order], chunk[order]
-        ends = np.searchsorted(chunk, np.arange(int(chunk.max()) + 1 if chunk.size else 0), "right")
+        chunks = int(chunk[-1]) + 1 if chunk.size else 0
+        bounds = np.searchsorted(chunk, np.arange(chunks + 1))  # chunk k: bounds[k]:bounds[k+1]
         best = np.zeros(len(self._ids), np.int64)  # by ordinal: its best votes in any window
         before = np.zeros(0, np.uint64)
-        for lo, hi in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             cells = self._triplet_cells(t, q, a[lo:hi], b[lo:hi], c[lo:hi])
             work, votes = _cell_votes(np.concatenate([before, cells]))
             best[work] = np.maximum(best[work], votes)
@@ -367,7 +369,7 @@ class LandmarkIndex(Postings):
             (cell << 20) | np.concatenate([key, key])[inside].astype(np.int64)
         )
         cells = distinct >> 20  # still sorted
-        first = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+        first = _run_starts(cells)
         uniq, votes = cells[first], np.diff(np.append(first, cells.size))
         # Only the best-voted cells can win: smooth those, not the ~one-vote crowd.
         top = np.argpartition(votes, -TOP_CELLS)[-TOP_CELLS:] if votes.size > TOP_CELLS else None
@@ -403,11 +405,17 @@ def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
     by_cell = _sorted_unique(cells) >> np.uint64(32)
     if by_cell.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    first = np.flatnonzero(np.concatenate([[True], by_cell[1:] != by_cell[:-1]]))
+    first = _run_starts(by_cell)
     votes = np.diff(np.append(first, by_cell.size))
     work = (by_cell[first] >> np.uint64(15)).astype(np.int64)  # sorted: cells lead with it
-    start = np.flatnonzero(np.concatenate([[True], work[1:] != work[:-1]]))
+    start = _run_starts(work)
     return work[start], np.maximum.reduceat(votes, start)
+
+
+def _run_starts(x: npt.NDArray[np.generic]) -> I64:
+    """Where each run of equal values starts in `x` (not empty)."""
+    starts: I64 = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+    return starts
 
 
 def _sorted_unique(x: npt.NDArray[T]) -> npt.NDArray[T]:

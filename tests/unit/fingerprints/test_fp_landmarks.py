@@ -300,6 +300,10 @@ def test_search_of_an_empty_index_or_query_is_empty() -> None:
     assert index.search(np.zeros(0, np.int64), np.zeros(0, np.float32)) == []
     index.remove(1)
     assert index.search(np.arange(50), np.linspace(0, 80, 50).astype(np.float32)) == []
+    for w in range(lm.CANDIDATES + 1):  # past CANDIDATES: the triplet stage runs
+        index.add(w, *_random_work(w))
+    lonely = np.array([0, 400]), np.array([10.0, 50.0], np.float32)  # two peaks, no triplet
+    assert index.search(*lonely) == []
 
 
 def _tones(seed: int, pitch: float = 1.0, seconds: float = 20.0) -> np.ndarray:

@@ -71,18 +71,23 @@ def test_matcher_refuses_unknown_threshold_types() -> None:
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "many", "1e5"])
-def test_landmark_cap_setting_reaches_the_matcher(value: str) -> None:
-    """RIGHTSWATCH_LANDMARK_MAX_WORKS: a positive whole number, else a one-line refusal;
-    unset, the matcher's own default applies."""
-    from evidence.matching import CatalogueIndex
-    from fingerprints.matcher import LANDMARK_MAX_WORKS
+def test_landmark_cap_setting_refuses_what_is_not_a_positive_whole_number(value: str) -> None:
     from rightswatch.config import ConfigError, from_env
 
     env = {"RIGHTSWATCH_HOME": "/nonexistent", "RIGHTSWATCH_LANDMARK_MAX_WORKS": value}
     with pytest.raises(ConfigError, match="RIGHTSWATCH_LANDMARK_MAX_WORKS"):
         from_env(env)
+
+
+def test_landmark_cap_setting_reaches_the_matcher() -> None:
+    """RIGHTSWATCH_LANDMARK_MAX_WORKS reaches the matcher; unset, its own default applies."""
+    from evidence.matching import CatalogueIndex
+    from fingerprints.matcher import LANDMARK_MAX_WORKS
+    from rightswatch.config import from_env
+
+    env = {"RIGHTSWATCH_HOME": "/nonexistent", "RIGHTSWATCH_LANDMARK_MAX_WORKS": "100000"}
     unset = from_env({"RIGHTSWATCH_HOME": "/nonexistent"})
-    raised = from_env({**env, "RIGHTSWATCH_LANDMARK_MAX_WORKS": "100000"})
+    raised = from_env(env)
     assert (unset.landmark_max_works, raised.landmark_max_works) == (None, 100_000)
     index = CatalogueIndex(None, unset.landmark_max_works)
     assert index.matcher.landmark_max_works == LANDMARK_MAX_WORKS
