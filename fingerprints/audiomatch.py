@@ -27,7 +27,6 @@ MAX_FRAMES = 1 << POS_BITS  # frames of a work indexed: 16.9 min (works keep 10 
 MAX_WORKS = 1 << (32 - POS_BITS)  # ordinals per index (524,288) before a renumbering
 MIN_MERGE = 1 << 20  # delta frames worth merging into the main segment at the least
 BUCKET_BITS = 24  # largest bucket table: 2^24 slots (64 MiB, from ~130M entries on)
-BUCKET_SCAN = 64  # buckets up to this size are scanned, larger ones binary-searched
 _OFF_BITS = 24
 _OFF_ZERO = 1 << (_OFF_BITS - 1)
 _OFF_MASK = (1 << _OFF_BITS) - 1
@@ -104,32 +103,19 @@ class Segment:
         return int(self.keys.nbytes + self.vals.nbytes + table)
 
     def lookup(self, q: U32) -> tuple[I64, I64]:
-        """[lo, hi) of each query key's postings: exactly np.searchsorted left and right."""
+        """[lo, hi) of each query key's postings: exactly np.searchsorted left and right, each
+        key binary-searched inside its own bucket only (a few probes; scanning the bucket took
+        15 % more CPU at 25,000 works of landmarks, and crowded buckets a path of their own)."""
         if self.starts is None:
             return (
                 np.searchsorted(self.keys, q, side="left").astype(np.int64),
                 np.searchsorted(self.keys, q, side="right").astype(np.int64),
             )
         b = (q >> np.uint32(self.shift)).astype(np.int64)
-        base = self.starts[b].astype(np.int64)
-        size = self.starts[b + 1].astype(np.int64) - base
-        lo = np.empty(q.size, np.int64)
-        hi = np.empty(q.size, np.int64)
-        big = size > BUCKET_SCAN  # a crowded bucket: binary search instead of a scan
-        if big.any():
-            lo[big] = np.searchsorted(self.keys, q[big], side="left")
-            hi[big] = np.searchsorted(self.keys, q[big], side="right")
-        small = ~big
-        if small.any():
-            n, start, qs = size[small], base[small], q[small]
-            which = np.repeat(np.arange(n.size), n)
-            flat = np.repeat(start - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-            k, want = self.keys[flat], qs[which]
-            less = np.bincount(which, weights=k < want, minlength=n.size).astype(np.int64)
-            same = np.bincount(which, weights=k == want, minlength=n.size).astype(np.int64)
-            lo[small] = start + less
-            hi[small] = start + less + same
-        return lo, hi
+        lo = self.starts[b].astype(np.int64)
+        hi = self.starts[b + 1].astype(np.int64)
+        left = _bisect(self.keys, q, lo, hi, np.less)
+        return left, _bisect(self.keys, q, left, hi, np.less_equal)
 
     def matches(self, keys: U32, stop: int | None = None) -> tuple[I64, U32]:
         """(index into `keys`, posting word) of every posting of every key; keys with more
@@ -144,6 +130,21 @@ class Segment:
         rep = np.repeat(np.arange(keys.size), counts)
         flat = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
         return rep, self.vals[flat]
+
+
+def _bisect(keys: U32, q: U32, lo: I64, hi: I64, before: np.ufunc) -> I64:
+    """For each query, the first index in its [lo, hi) whose key is not `before` it
+    (np.less: the left edge of its run; np.less_equal: the right): every open range halves
+    at each step, so a batch takes as many steps as its largest bucket has bits."""
+    lo, hi = lo.copy(), hi.copy()
+    open_ = np.flatnonzero(lo < hi)
+    while open_.size:
+        mid = (lo[open_] + hi[open_]) >> 1
+        go = before(keys[mid], q[open_])
+        lo[open_[go]] = mid[go] + 1
+        hi[open_[~go]] = mid[~go]
+        open_ = open_[lo[open_] < hi[open_]]
+    return lo
 
 
 class Postings:

@@ -40,7 +40,7 @@ def brute_votes(
     track,
     st.sampled_from([1.0, 0.98, 1.02, 2 ** (1 / 12)]),
     st.sampled_from([0, 8, 10**6]),
-    st.sampled_from([0, 2, 64]),
+    st.sampled_from([0, 2, 24]),
 )
 def test_index_votes_equal_brute_force(
     ops: list[tuple[int, list[int]]],
@@ -48,11 +48,11 @@ def test_index_votes_equal_brute_force(
     query: list[int],
     scale: float,
     min_merge: int,
-    scan: int,
+    bucket_bits: int,
 ) -> None:
     mp = pytest.MonkeyPatch()
     mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
-    mp.setattr(audiomatch, "BUCKET_SCAN", scan)  # 0: every lookup binary-searches
+    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: no table; 2: crowded buckets
     try:
         index = SubFingerprintIndex()
         refs: dict[int, list[int]] = {}
@@ -97,11 +97,13 @@ def test_an_entry_is_eight_bytes_and_a_bucket_slot() -> None:
 @given(
     st.lists(st.integers(0, 2**32 - 1) | word, max_size=300),
     st.lists(st.integers(0, 2**32 - 1) | word, min_size=1, max_size=30),
-    st.sampled_from([0, 1, 3, 64]),
+    st.sampled_from([0, 1, 3, 24]),
 )
-def test_bucket_lookup_equals_binary_search(keys: list[int], q: list[int], scan: int) -> None:
+def test_bucket_lookup_equals_binary_search(
+    keys: list[int], q: list[int], bucket_bits: int
+) -> None:
     mp = pytest.MonkeyPatch()
-    mp.setattr(audiomatch, "BUCKET_SCAN", scan)
+    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: no table; 1: two crowded buckets
     try:
         k = np.sort(np.asarray(keys, np.uint32))
         seg = audiomatch.Segment(k, np.zeros(k.size, np.uint32))
