@@ -320,17 +320,16 @@ class LandmarkIndex(Postings):
 
     def _triplet_cells(self, t: I64, q: F32, a: I64, b: I64, c: I64) -> npt.NDArray[np.uint64]:
         """(work ordinal, offset bin, triplet key) of every posting these query triplets
-        meet, packed in a word: offsets in two-frame bins, each posting in two bins staggered
-        by a frame, so no alignment is split."""
+        meet, packed in a word; offsets in two-frame bins (``_cell_votes`` sums neighbours)."""
         cells = [np.zeros(0, np.uint64)]
         for shift in TRIPLET_SHIFTS:
             keys = triplet_hashes(t, q, a, b, c, shift)
             rep, work, frame = self._matches(keys)
             offset = frame - t[a[rep]] + OFF_BIAS
-            ok = (offset >= 0) & (offset < 2 * OFF_BIAS - 1)
+            # The last bin stays empty: a bin's neighbour is then always the same work's.
+            ok = (offset >= 0) & (offset < 2 * OFF_BIAS - 2)
             cell = work[ok].astype(np.uint64) << np.uint64(47) | keys[rep[ok]]
-            for off in (offset[ok] >> 1, (offset[ok] + 1) >> 1):
-                cells.append(cell | off.astype(np.uint64) << np.uint64(32))
+            cells.append(cell | (offset[ok] >> 1).astype(np.uint64) << np.uint64(32))
         return np.concatenate(cells)
 
     def _pairs_of(self, ordinal: int) -> tuple[U32, U32]:
@@ -400,16 +399,21 @@ class LandmarkIndex(Postings):
 
 
 def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
-    """(work ordinal, votes) of each work's best (work, offset bin) among `cells`, by ordinal:
-    one vote per distinct triplet, as a held chord repeats one triplet all along."""
+    """(work ordinal, votes) of each work's best two neighbouring offset bins among `cells`,
+    by ordinal: summed, so an alignment on a bin edge is not split (each posting once, not in
+    two staggered bins: half the cells, the same works put forward), one vote per distinct
+    triplet in a bin, as a held chord repeats one triplet all along."""
     by_cell = _sorted_unique(cells) >> np.uint64(32)
     if by_cell.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     first = _run_starts(by_cell)
-    votes = np.diff(np.append(first, by_cell.size))
-    work = (by_cell[first] >> np.uint64(15)).astype(np.int64)  # sorted: cells lead with it
+    cell, votes = by_cell[first], np.diff(np.append(first, by_cell.size))
+    paired = votes.copy()
+    after = cell[1:] == cell[:-1] + np.uint64(1)  # the next bin holds votes too
+    paired[:-1][after] += votes[1:][after]
+    work = (cell >> np.uint64(15)).astype(np.int64)  # sorted: cells lead with it
     start = _run_starts(work)
-    return work[start], np.maximum.reduceat(votes, start)
+    return work[start], np.maximum.reduceat(paired, start)
 
 
 def _run_starts(x: npt.NDArray[np.generic]) -> I64:

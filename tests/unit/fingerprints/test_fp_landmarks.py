@@ -195,6 +195,30 @@ def test_an_excerpt_inside_a_long_file_is_put_forward_by_its_window(
     assert (hit.work_id, abs(hit.offset - (2000 - at)) <= 2) == (9, True)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 9), st.integers(0, 5)), max_size=60),
+    st.integers(0, 2**15 - 11),  # the last bin a work may use: 2^15 - 2
+)
+def test_triplet_votes_are_each_works_best_two_neighbouring_bins(
+    postings: list[tuple[int, int, int]], base: int
+) -> None:
+    """A work's triplet votes: its distinct keys in an offset bin plus those in the next bin,
+    at its best bin (an alignment on a bin edge is not split; a repeated key votes once)."""
+    postings = [(w, base + b, k) for w, b, k in postings]
+    # (work, offset bin, key) packed as _triplet_cells packs them
+    cells = np.array([w << 47 | b << 32 | k for w, b, k in postings], np.uint64)
+    work, votes = lm._cell_votes(cells)
+    keys: dict[tuple[int, int], set[int]] = {}
+    for w, b, k in postings:
+        keys.setdefault((w, b), set()).add(k)
+    want: dict[int, int] = {}
+    for (w, b), ks in keys.items():
+        pair = len(ks) + len(keys.get((w, b + 1), ()))
+        want[w] = max(want.get(w, 0), pair)
+    assert dict(zip(work.tolist(), votes.tolist(), strict=True)) == want
+
+
 def test_pair_postings_are_kept_for_the_last_works_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lm, "CANDIDATES", 1)
     monkeypatch.setattr(lm, "PAIR_CACHE", 2)
