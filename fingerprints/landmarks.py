@@ -172,7 +172,8 @@ def triplets(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64]:
     return anchor, first, second
 
 
-MIX = np.uint32(0x9E3779B1)  # odd: multiplying by it modulo 2^32 is one-to-one (Knuth)
+MIX = np.uint32(0x9E3779B1)  # odd: multiplying by it modulo 2^32 (or 2^20) is one-to-one (Knuth)
+PAIR_MASK = (1 << 20) - 1  # pair hashes' 20 bits
 
 
 def triplet_hashes(t: I64, q: F32, a: I64, b: I64, c: I64, shift: float = 0.0) -> U32:
@@ -197,6 +198,11 @@ def hashes(q: F32, a: I64, b: I64, dt: I64, shift: float = 0.0) -> U32:
     qa = np.clip(np.rint(q[a] - shift), 0, LOG_MAX).astype(np.uint32)
     dq = np.clip(np.rint(q[b] - q[a]) + 64, 0, 127).astype(np.uint32)
     out: U32 = (qa << np.uint32(13)) | (dq << np.uint32(6)) | (dt.astype(np.uint32) & np.uint32(63))
+    # Scrambled as the triplets' are, but within 20 bits (still one-to-one), as ``_count``
+    # packs a hash beside its cell: the shortlist's buckets are the hashes' top bits, and
+    # unscrambled those are the few common anchor pitches.
+    out *= MIX
+    out &= np.uint32(PAIR_MASK)
     return out
 
 

@@ -98,14 +98,17 @@ def test_an_entry_is_eight_bytes_and_a_bucket_slot() -> None:
     st.lists(st.integers(0, 2**32 - 1) | word, max_size=300),
     st.lists(st.integers(0, 2**32 - 1) | word, min_size=1, max_size=30),
     st.sampled_from([0, 1, 3, 24]),
+    st.sampled_from([32, 20, 2]),
 )
 def test_bucket_lookup_equals_binary_search(
-    keys: list[int], q: list[int], bucket_bits: int
+    keys: list[int], q: list[int], bucket_bits: int, width: int
 ) -> None:
+    """Whatever the bucket table's size and the keys' width (the queries keep all 32 bits, so
+    some lie past every key)."""
     mp = pytest.MonkeyPatch()
     mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: no table; 1: two crowded buckets
     try:
-        k = np.sort(np.asarray(keys, np.uint32))
+        k = np.sort(np.asarray(keys, np.uint32) & np.uint32((1 << width) - 1))
         seg = audiomatch.Segment(k, np.zeros(k.size, np.uint32))
         query = np.asarray(q, np.uint32)
         lo, hi = seg.lookup(query)
@@ -113,3 +116,12 @@ def test_bucket_lookup_equals_binary_search(
         assert hi.tolist() == np.searchsorted(k, query, side="right").tolist()
     finally:
         mp.undo()
+
+
+def test_narrow_keys_fill_every_bucket() -> None:
+    """20-bit keys (peak-pair hashes) are bucketed by their own top bits: buckets of a few
+    keys, not all of them in the buckets of a 32-bit key's first 12 bits."""
+    keys = np.sort(np.random.default_rng(5).integers(0, 1 << 20, 400_000, dtype=np.uint32))
+    seg = audiomatch.Segment(keys, np.zeros(keys.size, np.uint32))
+    assert seg.starts is not None
+    assert int(np.diff(seg.starts).max()) < 40  # ~6 a bucket on average

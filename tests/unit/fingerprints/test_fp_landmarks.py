@@ -110,6 +110,26 @@ def test_triplet_hashes_tell_every_two_triplets_apart(
     assert (_one_triplet(f) == _one_triplet(g)) == (f == g)
 
 
+pair_fields = st.tuples(  # anchor pitch, interval, gap (as `pairs` forms them)
+    st.integers(0, lm.LOG_MAX), st.integers(-lm.DQ_MAX, lm.DQ_MAX), st.integers(1, lm.DT_MAX)
+)
+
+
+def _one_pair(f: tuple[int, int, int]) -> int:
+    qa, dq, dt = f
+    q = np.array([qa, qa + dq], np.float32)
+    return int(lm.hashes(q, np.array([0]), np.array([1]), np.array([dt]))[0])
+
+
+@given(pair_fields, pair_fields)
+def test_pair_hashes_tell_every_two_pairs_apart_in_20_bits(
+    f: tuple[int, int, int], g: tuple[int, int, int]
+) -> None:
+    """Scrambled within 20 bits (a pair's votes are packed beside them) and one-to-one."""
+    assert _one_pair(f) <= lm.PAIR_MASK
+    assert (_one_pair(f) == _one_pair(g)) == (f == g)
+
+
 @given(triplet_fields, st.integers(-6, 6))
 def test_a_triplets_hash_undoes_a_pitch_shift(f: tuple[int, int, int, int, int], k: int) -> None:
     assume(0 <= f[0] + k <= lm.LOG_MAX)
