@@ -282,7 +282,7 @@ class LandmarkIndex(Postings):
         """Best (work, offset) per work over all variants, most votes first."""
         if len(self) == 0 or t.size < 2:
             return []
-        shortlist = Segment.build([self._pairs_of(o) for o in self._candidates(t, q)])
+        shortlist = Segment.build(self._pairs_of(self._candidates(t, q)))
         a, b, ta, dt = pairs(t, q, FAN_OUT["query"])
         best: dict[int, Landmark] = {}
         for shift, scale in VARIANTS:
@@ -338,19 +338,32 @@ class LandmarkIndex(Postings):
             cells.append(cell | (offset[ok] >> 1).astype(np.uint64) << np.uint64(32))
         return np.concatenate(cells)
 
-    def _pairs_of(self, ordinal: int) -> tuple[U32, U32]:
-        """A work's pair postings (hash, ordinal and anchor frame), kept for PAIR_CACHE works."""
-        kept = self._pair_cache.get(ordinal)
-        if kept is not None:
-            self._pair_cache.move_to_end(ordinal)
-            return kept
-        t, q = self._peaks_of(self._ids[ordinal])
-        a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
-        kept = hashes(q, a, b, dt), self._pack(ordinal, ta)
-        self._pair_cache[ordinal] = kept
-        if len(self._pair_cache) > PAIR_CACHE:
+    def _pairs_of(self, ordinals: list[int]) -> list[tuple[U32, U32]]:
+        """Each work's pair postings (hash, ordinal and anchor frame), kept for PAIR_CACHE works.
+
+        The works not kept are paired in one pass, their peaks laid end to end further apart
+        than a pair spans: ``pairs`` costs ~20 numpy calls whatever its input's size (a call a
+        work: 39 against 34 ms for a 10 s query's pair stage at 24,970 works)."""
+        missing = [o for o in dict.fromkeys(ordinals) if o not in self._pair_cache]
+        if missing:
+            gap = self.max_frames + DT_MAX  # frames are below max_frames: no pair spans a gap
+            peaks = [self._peaks_of(self._ids[o]) for o in missing]
+            t = np.concatenate([p[0] + i * gap for i, p in enumerate(peaks)])
+            q = np.concatenate([p[1] for p in peaks])
+            a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
+            keys, which = hashes(q, a, b, dt), ta // gap  # sorted: pairs come by anchor
+            bounds = np.searchsorted(which, np.arange(len(missing) + 1))
+            for i, (o, (lo, hi)) in enumerate(
+                zip(missing, itertools.pairwise(bounds), strict=True)
+            ):
+                self._pair_cache[o] = keys[lo:hi], self._pack(o, ta[lo:hi] - i * gap)
+        out = []
+        for o in ordinals:
+            self._pair_cache.move_to_end(o)
+            out.append(self._pair_cache[o])
+        while len(self._pair_cache) > max(PAIR_CACHE, len(ordinals)):
             self._pair_cache.popitem(last=False)
-        return kept
+        return out
 
     def _count(self, ordinal: I64, offset: I64, anchor: I64, key: U32) -> list[Landmark]:
         """The best-voted (work, offset) of each work among these matched pairs.

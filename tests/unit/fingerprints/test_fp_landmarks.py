@@ -3,6 +3,7 @@ the damage they are there for (speech over the music, a 5 s excerpt, a pitch shi
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import numpy as np
@@ -519,3 +520,27 @@ def test_unrelated_music_has_no_contrast(matcher: Matcher) -> None:
         query = fingerprint_query(encode_audio(make_music(seed, 12.0), "mp3"))
         found = [e.raw for e in matcher.evidence(query) if e.method == CONTRAST]
         assert all(raw < matcher.thresholds[CONTRAST] for raw in found)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_works_paired_together_get_each_their_own_pairs(
+    seconds: list[int], rnd: random.Random
+) -> None:
+    """The works a shortlist pairs in one pass (peaks laid end to end) get exactly the pair
+    postings each would alone: none spans two works, even with peaks at both ends of the
+    indexed frames, and a work with no peak gets none."""
+    index = lm.LandmarkIndex()
+    works: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for w, s in enumerate(seconds):
+        t, q = _random_work(rnd.randrange(2**32), s)
+        if s and w % 2:  # peaks on the first and the last frame indexed
+            t = np.concatenate([[0], t, [index.max_frames - 1]])
+            q = np.concatenate([q[:1], q, q[-1:]])
+        works[w] = t, q
+        index.add(w, t, q)
+    got = index._pairs_of(list(works))
+    for (w, (t, q)), (keys, words) in zip(works.items(), got, strict=True):
+        a, b, ta, dt = lm.pairs(t, q, lm.FAN_OUT["work"])
+        assert keys.tolist() == lm.hashes(q, a, b, dt).tolist()
+        assert words.tolist() == index._pack(index._ordinal[w], ta).tolist()
