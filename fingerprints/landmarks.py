@@ -389,20 +389,26 @@ class LandmarkIndex(Postings):
         cells = distinct >> 20  # still sorted
         first = _run_starts(cells)
         uniq, votes = cells[first], np.diff(np.append(first, cells.size))
-        # Only the best-voted cells can win: smooth those, not the ~one-vote crowd.
-        top = np.argpartition(votes, -TOP_CELLS)[-TOP_CELLS:] if votes.size > TOP_CELLS else None
-        cells = uniq if top is None else uniq[top]
-        smooth = (votes if top is None else votes[top]).copy()
+        # Only the best-voted cells and the cells beside them can win: smooth those, not the
+        # ~one-vote crowd. Beside them too: such a cell may smooth to as many votes, and
+        # whether its own votes made the cut hangs on every other work's.
+        top = np.argpartition(votes, -TOP_CELLS)[-TOP_CELLS:] if uniq.size > TOP_CELLS else None
+        examined = np.arange(uniq.size)
+        if top is not None:
+            side = np.concatenate([top - 1, top + 1]).clip(0, uniq.size - 1)
+            examined = np.union1d(top, side[np.abs(uniq[side] - np.tile(uniq[top], 2)) == 1])
+        cells = uniq[examined]
+        smooth = votes[examined].copy()
         for d in (-1, 1):
             at = np.minimum(np.searchsorted(uniq, cells + d), uniq.size - 1)
             same = uniq[at] == cells + d
             smooth[same] += votes[at[same]]
+        # A cell outside the best-voted ones has at most their fewest votes.
+        unseen = 0 if top is None else int(smooth[np.isin(examined, top)].min())
         work_of, off_of = cells >> 22, (cells & 0xFFFF) - OFF_BIAS
-        # A cell outside the examined ones has at most their fewest votes.
-        unseen = int(smooth.min()) if top is not None else 0
         out: list[Landmark] = []
         seen: set[int] = set()
-        for i in np.argsort(-smooth, kind="stable"):
+        for i in np.argsort(-smooth, kind="stable"):  # ties to the lower cell: cells are sorted
             which = int(work_of[i])
             if which in seen:
                 continue

@@ -156,6 +156,7 @@ def _excerpt(t: np.ndarray, q: np.ndarray, start: int, seed: int) -> tuple[np.nd
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1))
+@example(108854731)  # offsets 499 and 500 tie; 499's own votes made the cut among 4 works only
 def test_triplet_stage_keeps_what_pair_voting_alone_finds(seed: int) -> None:
     """Among 60 works, with 4 candidates put forward by the triplets, the planted work is
     found with the very votes and offset that pair voting over every work gives."""
