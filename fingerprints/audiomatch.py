@@ -26,7 +26,7 @@ POS_BITS = 13  # an entry packs (ordinal << POS_BITS | frame) into 32 bits
 MAX_FRAMES = 1 << POS_BITS  # frames of a work indexed: 16.9 min (works keep 10 min)
 MAX_WORKS = 1 << (32 - POS_BITS)  # ordinals per index (524,288) before a renumbering
 MIN_MERGE = 1 << 20  # delta frames worth merging into the main segment at the least
-BUCKET_BITS = 24  # largest bucket table: 2^24 slots (64 MiB, from ~130M entries on)
+BUCKET_BITS = 28  # largest bucket table: 2^28 slots (1 GiB, from ~540M entries on)
 _OFF_BITS = 24
 _OFF_ZERO = 1 << (_OFF_BITS - 1)
 _OFF_MASK = (1 << _OFF_BITS) - 1
@@ -56,31 +56,38 @@ class Alignment:
 
 class Segment:
     """Sorted postings: keys (sub-fingerprint values) and vals (ordinal << POS_BITS | frame),
-    with a table of where each bucket of keys (~8 entries a bucket) starts, so a lookup reads
+    with a table of where each bucket of keys (2-4 entries a bucket) starts, so a lookup reads
     one table slot and one short run instead of ~28 binary-search probes.
 
     A bucket is the keys' top bits within their own width, not within 32 bits: 20-bit peak-pair
     hashes would otherwise share the first 16 buckets of 65,536, runs of ~25,000 keys to
-    binary-search (with the pair hashes scrambled too, a 10 s query's pair stage: 62 -> 40 ms)."""
+    binary-search (with the pair hashes scrambled too, a 10 s query's pair stage: 62 -> 40 ms).
+    Only a key's bits below its bucket's are stored (its remainder: 2 bytes from ~130k
+    entries on, 1 from ~34M), so the larger table costs no memory: at 136M postings of real
+    peak triplets (24,970 works) 7.0 bytes an entry against 8.5 with ~8 entries a bucket and
+    whole keys, and a 10 s query's triplet stage 21 % less CPU at 24,970 and 99,970 works
+    (fewer probes, more keys a cache line; bench/results/matching-audio-full.md)."""
 
-    __slots__ = ("keys", "last", "shift", "starts", "vals")
+    __slots__ = ("last", "rem", "shift", "starts", "vals")
 
     def __init__(self, keys: U32, vals: U32) -> None:
-        self.keys = keys
         self.vals = vals
         width = int(keys[-1]).bit_length() if keys.size else 0
-        bits = min(BUCKET_BITS, width, max(0, int(np.ceil(np.log2(max(1, keys.size) / 8)))))
+        bits = min(BUCKET_BITS, width, max(0, int(np.ceil(np.log2(max(1, keys.size) / 4)))))
         self.shift = width - bits
-        self.last = (1 << bits) - 1  # a query key wider than every key searches the last bucket
-        self.starts: U32 | None = None
-        if bits:
-            edges = (np.arange(1 << bits, dtype=np.uint64) << np.uint64(self.shift)).astype(
-                np.uint32
-            )
-            starts = np.empty((1 << bits) + 1, np.uint32)
-            starts[:-1] = np.searchsorted(keys, edges, side="left")
-            starts[-1] = keys.size
-            self.starts = starts
+        self.last = (1 << bits) - 1  # a query key past the last bucket is past every key
+        mask = (1 << self.shift) - 1
+        self.rem = np.empty(keys.size, np.min_scalar_type(mask))
+        np.bitwise_and(keys, np.uint32(mask), out=self.rem, casting="unsafe")  # no 4-byte copy
+        # The table by sorted edges a chunk at a time: at 2^27 buckets one pass would hold
+        # 2.5 GB of edges and positions at once.
+        starts = np.empty((1 << bits) + 1, np.uint32)
+        for lo in range(0, 1 << bits, 1 << 20):
+            edges = np.arange(lo, min(lo + (1 << 20), 1 << bits), dtype=np.uint64)
+            edges <<= np.uint64(self.shift)  # below 2^width: uint32, as keys (else a copy)
+            starts[lo : lo + edges.size] = np.searchsorted(keys, edges.astype(np.uint32))
+        starts[-1] = keys.size
+        self.starts = starts
 
     @classmethod
     def build(cls, parts: list[tuple[U32, U32]]) -> Segment:
@@ -93,35 +100,45 @@ class Segment:
             np.left_shift(k, np.uint64(32), out=part, dtype=np.uint64)
             part |= v
             at += k.size
+        del part
         packed.sort()
         # Split by viewing the words' halves, not by shifting: a shift would make one more
         # array the size of `packed` (4.5 GB at 100,000 tracks of landmarks).
         halves = packed.view(np.uint32).reshape(-1, 2)
         high = 1 if sys.byteorder == "little" else 0
-        return cls(halves[:, high].copy(), halves[:, 1 - high].copy())
+        keys, vals = halves[:, high].copy(), halves[:, 1 - high].copy()
+        del packed, halves  # before the remainders and table are made
+        return cls(keys, vals)
 
     def __len__(self) -> int:
-        return int(self.keys.size)
+        return int(self.vals.size)
+
+    @property
+    def keys(self) -> U32:
+        """The whole keys again (for a merge): each bucket's number above its remainders."""
+        keys: U32 = self.rem.astype(np.uint32)
+        if self.last:  # else one bucket, and the remainders are the keys
+            bucket = np.arange(self.last + 1, dtype=np.uint32) << np.uint32(self.shift)
+            keys |= np.repeat(bucket, np.diff(self.starts))
+        return keys
 
     @property
     def nbytes(self) -> int:
-        table = 0 if self.starts is None else self.starts.nbytes
-        return int(self.keys.nbytes + self.vals.nbytes + table)
+        return int(self.rem.nbytes + self.vals.nbytes + self.starts.nbytes)
 
     def lookup(self, q: U32) -> tuple[I64, I64]:
         """[lo, hi) of each query key's postings: exactly np.searchsorted left and right, each
-        key binary-searched inside its own bucket only (a few probes; scanning the bucket took
-        15 % more CPU at 25,000 works of landmarks, and crowded buckets a path of their own)."""
-        if self.starts is None:
-            return (
-                np.searchsorted(self.keys, q, side="left").astype(np.int64),
-                np.searchsorted(self.keys, q, side="right").astype(np.int64),
-            )
-        b = np.minimum(q >> np.uint32(self.shift), self.last).astype(np.int64)
+        key's remainder binary-searched inside its own bucket only (a few probes; scanning the
+        bucket took 15 % more CPU at 25,000 works of landmarks)."""
+        b = (q.astype(np.uint64) >> np.uint64(self.shift)).astype(np.int64)
+        past = b > self.last
+        b[past] = self.last
         lo = self.starts[b].astype(np.int64)
         hi = self.starts[b + 1].astype(np.int64)
-        left = _bisect(self.keys, q, lo, hi, np.less)
-        return left, _bisect(self.keys, q, left, hi, np.less_equal)
+        lo[past] = hi[past]  # = len(self): the last bucket ends the segment
+        r = (q & np.uint32((1 << self.shift) - 1)).astype(self.rem.dtype)
+        left = _bisect(self.rem, r, lo, hi, np.less)
+        return left, _bisect(self.rem, r, left, hi, np.less_equal)
 
     def matches(self, keys: U32, stop: int | None = None) -> tuple[I64, U32]:
         """(index into `keys`, posting word) of every posting of every key; keys with more
@@ -293,10 +310,12 @@ class Postings:
 
 
 class SubFingerprintIndex(Postings):
-    """Inverted index from sub-fingerprint value to (work, frame), ~8.4 bytes an entry.
+    """Inverted index from sub-fingerprint value to (work, frame), 6.5 bytes an entry at
+    174M entries (100,000 tracks: the word, the key's remainder, the bucket table).
 
-    Each entry is the 32-bit key and one 32-bit word packing the work's ordinal and the frame
-    (the first ``MAX_FRAMES`` frames of a work are indexed; verification reads all of it).
+    Each entry is a 32-bit key (its remainder under its bucket) and a word packing the work's
+    ordinal and the frame (the first ``MAX_FRAMES`` frames of a work are indexed;
+    verification reads all of it).
     A query reads a bucket-table slot and a short run of keys per active frame.
     """
 

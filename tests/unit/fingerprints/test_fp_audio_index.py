@@ -52,7 +52,7 @@ def test_index_votes_equal_brute_force(
 ) -> None:
     mp = pytest.MonkeyPatch()
     mp.setattr(audiomatch, "MIN_MERGE", min_merge)  # 0: merge on every refresh
-    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: no table; 2: crowded buckets
+    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: one bucket; 2: crowded buckets
     try:
         index = SubFingerprintIndex()
         refs: dict[int, list[int]] = {}
@@ -83,14 +83,21 @@ def test_renumbering_keeps_the_live_works(monkeypatch: pytest.MonkeyPatch) -> No
     assert [al.work_id for al in index.search(raw[5:30])][:1] == [1]
 
 
-def test_an_entry_is_eight_bytes_and_a_bucket_slot() -> None:
+def test_an_entry_keeps_only_the_bits_its_bucket_does_not_say() -> None:
+    """A posting is its 4-byte word and its key's remainder under the bucket's bits, with a
+    table slot per 2-4 postings: 200,000 32-bit keys keep 2 bytes each (7.3 an entry), and
+    20-bit keys (peak pairs) 1 byte; from ~32M 32-bit keys on, 1 byte too."""
     index = SubFingerprintIndex()
     rng = np.random.default_rng(3)
-    for w in range(20):
-        index.add(w, rng.integers(0, 2**32, 500, dtype=np.uint32))
+    for w in range(40):
+        index.add(w, rng.integers(0, 2**32, 5000, dtype=np.uint32))
     assert index.search(index.ref(7)[100:200])[0].work_id == 7
-    assert index.entries > 0
-    assert 8 * index.entries < index.nbytes <= 9 * index.entries
+    assert index.entries == 200_000
+    assert 6 * index.entries < index.nbytes <= 8 * index.entries
+    narrow = np.sort(rng.integers(0, 1 << 20, 400_000, dtype=np.uint32))
+    seg = audiomatch.Segment(narrow, np.zeros(narrow.size, np.uint32))
+    assert seg.rem.itemsize == 1
+    assert seg.nbytes <= 7 * narrow.size
 
 
 @settings(max_examples=100, deadline=None)
@@ -106,7 +113,7 @@ def test_bucket_lookup_equals_binary_search(
     """Whatever the bucket table's size and the keys' width (the queries keep all 32 bits, so
     some lie past every key)."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: no table; 1: two crowded buckets
+    mp.setattr(audiomatch, "BUCKET_BITS", bucket_bits)  # 0: one bucket; 1: two crowded buckets
     try:
         k = np.sort(np.asarray(keys, np.uint32) & np.uint32((1 << width) - 1))
         seg = audiomatch.Segment(k, np.zeros(k.size, np.uint32))
@@ -114,6 +121,7 @@ def test_bucket_lookup_equals_binary_search(
         lo, hi = seg.lookup(query)
         assert lo.tolist() == np.searchsorted(k, query, side="left").tolist()
         assert hi.tolist() == np.searchsorted(k, query, side="right").tolist()
+        assert seg.keys.tolist() == k.tolist()  # what a merge rebuilds from
     finally:
         mp.undo()
 
