@@ -304,8 +304,10 @@ class Postings:
     def _decode(self, rep: I64, vals: U32) -> tuple[I64, I64, I64]:
         """(index into the keys, work ordinal, frame) of the live postings among `vals`."""
         ordinal = (vals >> np.uint32(self.pos_bits)).astype(np.int64)
-        ok = self._alive[ordinal]
         frame = (vals & np.uint32(self.max_frames - 1)).astype(np.int64)
+        if not self._dead:  # no removed work's entries left: every posting is live
+            return rep, ordinal, frame
+        ok = self._alive[ordinal]
         return rep[ok], ordinal[ok], frame[ok]
 
 
