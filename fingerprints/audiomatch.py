@@ -65,7 +65,7 @@ class Segment:
     Only a key's bits below its bucket's are stored (its remainder: 2 bytes from ~130k
     entries on, 1 from ~34M), so the larger table costs no memory: at 136M postings of real
     peak triplets (24,970 works) 7.0 bytes an entry against 8.5 with ~8 entries a bucket and
-    whole keys, and a 10 s query's triplet stage 21 % less CPU at 24,970 and 99,970 works
+    whole keys, and a 10 s query's triplet stage 20-22 % less CPU at 24,970 and 99,970 works
     (fewer probes, more keys a cache line; bench/results/matching-audio-full.md)."""
 
     __slots__ = ("last", "rem", "shift", "starts", "vals")

@@ -239,9 +239,9 @@ class LandmarkIndex(Postings):
     measured on). The triplet stage's cost grows with the catalogue far slower (measured in
     bench/results/scale.md).
 
-    Triplet postings take 8 bytes each, in main and delta segments with tombstones
-    (``audiomatch.Postings``); peaks 6 bytes each; a candidate's pair postings are formed from
-    its peaks, and the last PAIR_CACHE works' kept."""
+    Triplet postings take 6.3-7 bytes each (418M and 136M of real music), in main and delta
+    segments with tombstones (``audiomatch.Postings``); peaks 6 bytes each; a candidate's pair
+    postings are formed from its peaks, and the last PAIR_CACHE works' kept."""
 
     pos_bits = 15  # frames of a work indexed: 32,768 (12.7 min); 131,072 works an index
 

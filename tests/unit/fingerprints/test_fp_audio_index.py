@@ -86,7 +86,7 @@ def test_renumbering_keeps_the_live_works(monkeypatch: pytest.MonkeyPatch) -> No
 def test_an_entry_keeps_only_the_bits_its_bucket_does_not_say() -> None:
     """A posting is its 4-byte word and its key's remainder under the bucket's bits, with a
     table slot per 2-4 postings: 200,000 32-bit keys keep 2 bytes each (7.3 an entry), and
-    20-bit keys (peak pairs) 1 byte; from ~32M 32-bit keys on, 1 byte too."""
+    20-bit keys (peak pairs) 1 byte; from ~34M 32-bit keys on, 1 byte too."""
     index = SubFingerprintIndex()
     rng = np.random.default_rng(3)
     for w in range(40):
