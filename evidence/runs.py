@@ -160,11 +160,14 @@ def claim_run(
                     continue  # another runner is claiming a run of this watch right now
             if _busy(session, run.watch_id):
                 continue
+        # Read the clock again: a run of this watch that finished while this claim looked took
+        # its finished_at before committing, so after `at`; this start must not precede it.
+        started = _now(now)
         run.state = RunState.RUNNING
         run.lease_owner = owner[:200]
-        run.lease_until = at + timedelta(seconds=lease_s)
+        run.lease_until = started + timedelta(seconds=lease_s)
         run.attempts = (run.attempts or 0) + 1
-        run.started_at = at
+        run.started_at = started
         run.finished_at = None
         run.not_before = None
         session.flush()
