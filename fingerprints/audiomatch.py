@@ -281,11 +281,12 @@ class Postings:
         self._pending = []
 
     def _merge(self, delta: list[tuple[U32, U32]]) -> None:
-        main = self._main
+        # `keys` rebuilds whole keys from the buckets: read it once
+        keys, vals = self._main.keys, self._main.vals
         if self._dead:  # drop the entries of removed works
-            keep = self._alive[main.vals >> np.uint32(self.pos_bits)]
-            main = Segment(main.keys[keep], main.vals[keep])
-        self._main = Segment.build([(main.keys, main.vals), *delta])
+            keep = self._alive[vals >> np.uint32(self.pos_bits)]
+            keys, vals = keys[keep], vals[keep]
+        self._main = Segment.build([(keys, vals), *delta])
         self._delta = Segment.build([])
         self._in_delta = []
         self._dead = 0
