@@ -393,7 +393,7 @@ class LandmarkIndex(Postings):
         # Only the best-voted cells and the cells beside them can win: smooth those, not the
         # ~one-vote crowd. Beside them too: such a cell may smooth to as many votes, and
         # whether its own votes made the cut hangs on every other work's.
-        top = np.argpartition(votes, -TOP_CELLS)[-TOP_CELLS:] if uniq.size > TOP_CELLS else None
+        top = _most(votes, TOP_CELLS) if uniq.size > TOP_CELLS else None
         examined = np.arange(uniq.size)
         if top is not None:
             side = np.concatenate([top - 1, top + 1]).clip(0, uniq.size - 1)
@@ -440,6 +440,17 @@ def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
     work = (cell >> np.uint64(15)).astype(np.int64)  # sorted: cells lead with it
     start = _run_starts(work)
     return work[start], np.maximum.reduceat(paired, start)
+
+
+def _most(votes: I64, n: int) -> I64:
+    """Indices of the `n` most votes, in index order; ties go to the lower index. (Which of
+    tied values ``np.argpartition`` keeps hangs on numpy's sort kernels, so on the CPU: a
+    tie at the cut would then change which works a query reports.)"""
+    kth = np.partition(votes, -n)[-n]
+    above = np.flatnonzero(votes > kth)
+    tied = np.flatnonzero(votes == kth)[: n - above.size]
+    out: I64 = np.union1d(above, tied)
+    return out
 
 
 def _run_starts(x: npt.NDArray[np.generic]) -> I64:

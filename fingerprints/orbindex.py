@@ -69,5 +69,5 @@ class OrbIndex:
         if idx.size == 0:
             return []
         works, votes = np.unique(self._owner[idx], return_counts=True)
-        order = np.argsort(votes)[::-1][:top]
+        order = np.argsort(-votes, kind="stable")[:top]  # ties to the lower work id, on any CPU
         return [(int(works[i]), int(votes[i])) for i in order if votes[i] >= MIN_VOTES]
