@@ -32,16 +32,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
-import cv2
-import imagehash
-import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# fingerprints before numpy (cv2 and imagehash load it): it picks numpy's sort kernels on
+# import, as in the service (fingerprints/cpu.py).
 import fingerprints.matcher  # noqa: E402
+
+# isort: split
+import av  # noqa: E402
+import cv2  # noqa: E402
+import imagehash  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps  # noqa: E402
+
+# isort: split
 from fingerprints import (  # noqa: E402
     Matcher,
     MediaKind,

@@ -4,6 +4,11 @@ Sniff media bytes, fingerprint them with every registered type, and match found 
 against a catalogue. See docs/architecture.md for the contract.
 """
 
+# First, before anything loads numpy: on AMD Zen 4, numpy's AVX-512 sorts are 4x slower than
+# its AVX2 ones, and importing `cpu` picks the AVX2 ones there.
+from fingerprints import cpu  # noqa: F401  (imported for that effect)
+
+# isort: split
 from fingerprints.base import (
     FingerprintError,
     FingerprintType,

@@ -52,8 +52,9 @@ CONTRAST_FLOOR = 8.0
 # of one work set every bar against the others, and 5 s excerpts paid for it.
 LONG_Z, LONG_VOTES = 0.5, 10.0
 # The landmark index holds ~38-50 kB a work (triplet postings and peaks of real music: 1.25 GB
-# at 25,000 works, 3.8 GB at 100,000) and its search grows with the catalogue (0.09 s of CPU
-# for 10 s of audio at 25,000 works, 0.12 s at 100,000: bench/results/matching-audio-full.md):
+# at 25,000 works, 3.8 GB at 100,000) and its search grows with the catalogue (0.13 s of CPU
+# for 10 s of audio at 25,000 works, 0.19 s at 100,000 on a 2-core Zen 4:
+# bench/results/matching-audio-full.md):
 # past this many audio works (a default; RIGHTSWATCH_LANDMARK_MAX_WORKS) Chromaprint alone.
 LANDMARK_MAX_WORKS = 25_000
 # Defaults: the zero-false-positive thresholds measured by bench/bench_matching.py
