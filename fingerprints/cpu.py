@@ -3,7 +3,8 @@
 numpy sorts (``np.sort``, ``argsort``, ``partition``: x86-simd-sort) with AVX-512 wherever the
 CPU has it. On Zen 4 that path is 4-5x *slower* than numpy's AVX2 one, because its partition
 step stores with a memory-destination VPCOMPRESS, which Zen 4 runs in microcode (AMD's Zen 4
-software optimisation guide, 2.11.2; numpy/x86-simd-sort#6, numpy/numpy#32690). Zen 5 fixed it.
+software optimisation guide, 2.11.2; numpy/x86-simd-sort#6, numpy/numpy#32690; reportedly
+fixed in Zen 5).
 Sorting was about half of an audio landmark search's CPU and much of building the audio
 indexes, so on Zen 4 numpy's AVX-512 group is turned off through its own switch,
 ``NPY_DISABLE_CPU_FEATURES``, which numpy reads once, on import. Measured side by side on this

@@ -443,9 +443,9 @@ def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
 
 
 def _most(votes: I64, n: int) -> I64:
-    """Indices of the `n` most votes, in index order; ties go to the lower index. (Which of
-    tied values ``np.argpartition`` keeps hangs on numpy's sort kernels, so on the CPU: a
-    tie at the cut would then change which works a query reports.)"""
+    """Indices of the `n` most votes, in index order; ties at the cut go to the lower index.
+    (Which tied values ``np.argpartition`` keeps hangs on numpy's sort kernel, so on the CPU,
+    and a tie at the cut changed which works a query reported.)"""
     kth = np.partition(votes, -n)[-n]
     above = np.flatnonzero(votes > kth)
     tied = np.flatnonzero(votes == kth)[: n - above.size]
