@@ -5,6 +5,7 @@ CPU has it. On Zen 4 that path is 4-5x *slower* than numpy's AVX2 one, because i
 step stores with a memory-destination VPCOMPRESS, which Zen 4 runs in microcode (AMD's Zen 4
 software optimisation guide, 2.11.2; numpy/x86-simd-sort#6, numpy/numpy#32690; reportedly
 fixed in Zen 5).
+
 Sorting was about half of an audio landmark search's CPU and much of building the audio
 indexes, so on Zen 4 numpy's AVX-512 group is turned off through its own switch,
 ``NPY_DISABLE_CPU_FEATURES``, which numpy reads once, on import. Measured side by side on this
@@ -47,6 +48,14 @@ def is_zen4(cpuinfo: str) -> bool:
     )
 
 
+def cpu_is_zen4(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """``is_zen4`` of this machine; False where /proc/cpuinfo cannot be read (not Linux)."""
+    try:
+        return is_zen4(cpuinfo.read_text(errors="replace"))
+    except OSError:
+        return False
+
+
 def prefer_fast_sorts(
     environ: MutableMapping[str, str] = os.environ, cpuinfo: Path = Path("/proc/cpuinfo")
 ) -> bool:
@@ -54,11 +63,7 @@ def prefer_fast_sorts(
     loaded (its kernels are chosen), or when the user set numpy's switches."""
     if "numpy" in sys.modules or any(name in environ for name in NUMPY_SWITCHES):
         return False
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:  # not Linux, or no /proc: keep numpy's choice
-        return False
-    if not is_zen4(text):
+    if not cpu_is_zen4(cpuinfo):
         return False
     environ["NPY_DISABLE_CPU_FEATURES"] = AVX512_SORTS
     return True
