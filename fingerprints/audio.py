@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+from collections.abc import Iterator
 from typing import ClassVar
 
 import av
@@ -116,7 +117,7 @@ def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
             if (ctx.channels or 0) > MAX_CHANNELS or (ctx.sample_rate or 0) > MAX_RATE:
                 raise Unfingerprintable("too many channels or too high a sample rate")
             resampler = _Batcher()
-            for frame in box.decode(stream):
+            for frame in _frames(box, stream):
                 for chunk in resampler.add(frame):
                     chunks.append(chunk)
                     have += chunk.size
@@ -131,6 +132,24 @@ def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
     if not chunks:
         raise Unfingerprintable("undecodable: no audio samples")
     return np.concatenate(chunks)[:limit].astype(np.int16, copy=False)
+
+
+def _frames(box: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
+    """The stream's decoded frames. A packet its decoder rejects is skipped, as ffmpeg skips
+    it: one damaged frame, or MP3s of two sample rates joined end to end, must not hide the
+    rest of a copy. When no packet decodes, the first rejection is the error."""
+    first: Exception | None = None
+    decoded = False
+    for packet in box.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as exc:  # this packet only: the file goes on
+            first = first or exc
+            continue
+        decoded = decoded or bool(frames)
+        yield from frames
+    if first is not None and not decoded:
+        raise first
 
 
 def chromaprint_raw(samples: I16, rate: int = SAMPLE_RATE) -> U32:

@@ -313,10 +313,19 @@ class _CountingBox:
     def __exit__(self, *exc: object) -> None:
         self._box.close()
 
-    def decode(self, *args: object) -> Iterator[Any]:
-        for frame in self._box.decode(*args):
-            self._counter.decoded_s += frame.samples / frame.sample_rate
-            yield frame
+    def demux(self, *args: object) -> Iterator[_CountingPacket]:
+        for packet in self._box.demux(*args):
+            yield _CountingPacket(packet, self._counter)
+
+
+class _CountingPacket:
+    def __init__(self, packet: Any, counter: CountingAv) -> None:
+        self._packet, self._counter = packet, counter
+
+    def decode(self) -> list[Any]:
+        frames: list[Any] = self._packet.decode()
+        self._counter.decoded_s += sum(f.samples / f.sample_rate for f in frames)
+        return frames
 
 
 @pytest.fixture

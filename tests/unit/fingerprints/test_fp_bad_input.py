@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fpsynth import RATE, encode_audio, make_image, to_bytes
+from fpsynth import RATE, encode_audio, make_image, make_music, to_bytes
 from PIL import Image
 
 from fingerprints import FingerprintError, Unfingerprintable, fingerprint_query, fingerprint_work
@@ -109,6 +109,14 @@ def test_audio_decode_stops_at_window() -> None:
     data = encode_audio(np.full(30 * RATE, 0.1, np.float32), "wav")
     samples = decode_audio(data, max_seconds=5.0)
     assert samples.size == 5 * 11025
+
+
+def test_mp3s_of_two_sample_rates_joined_decode_whole() -> None:
+    """A mix glued from files of different rates: the second part changes the decoder's
+    output format, which starts a new resampler rather than ending the decode."""
+    first = encode_audio(make_music(7, 10.0), "mp3")
+    second = encode_audio(make_music(8, 10.0, rate=44100), "mp3", rate=44100)
+    assert abs(decode_audio(first + second).size / 11025 - 20.0) < 0.5
 
 
 def test_playlist_disguised_as_mp3_is_refused() -> None:

@@ -166,6 +166,20 @@ def test_audio_noise_and_volume(audio_matcher: Matcher, songs: list[np.ndarray])
         assert [h.work_id for h in hits] == [1]
 
 
+def test_audio_copy_with_a_damaged_stretch_is_still_found(
+    audio_matcher: Matcher, songs: list[np.ndarray]
+) -> None:
+    """2 kB of garbage in the middle of an MP3 (a bad sector, a broken transfer): the decoder
+    rejects a packet there, which is skipped as ffmpeg skips it; the rest is the copy."""
+    data = bytearray(encode_audio(songs[3][5 * RATE : 25 * RATE], "mp3"))
+    mid = len(data) // 2
+    data[mid : mid + 2000] = np.random.default_rng(5).integers(0, 256, 2000, np.uint8).tobytes()
+    hits = audio_matcher.search(fingerprint_query(bytes(data)))
+    assert [h.work_id for h in hits] == [3]
+    assert hits[0].offset_s is not None
+    assert abs(hits[0].offset_s - 5.0) <= 0.5
+
+
 def test_quiet_unrelated_audio_does_not_match(audio_matcher: Matcher) -> None:
     drone = 0.05 * np.sin(2 * np.pi * 220 * np.arange(12 * RATE) / RATE).astype(np.float32)
     assert audio_matcher.search(fingerprint_query(encode_audio(drone, "flac"))) == []
