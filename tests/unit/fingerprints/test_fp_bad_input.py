@@ -112,8 +112,9 @@ def test_audio_decode_stops_at_window() -> None:
 
 
 def test_mp3s_of_two_sample_rates_joined_decode_whole() -> None:
-    """A mix glued from files of different rates: the second part changes the decoder's
-    output format, which starts a new resampler rather than ending the decode."""
+    """A mix glued from files of different rates: the decoder rejects a packet at the join
+    (skipped), and the second part's rate starts a new resampler (one takes one input format).
+    Either alone still ends the decode there."""
     first = encode_audio(make_music(7, 10.0), "mp3")
     second = encode_audio(make_music(8, 10.0, rate=44100), "mp3", rate=44100)
     assert abs(decode_audio(first + second).size / 11025 - 20.0) < 0.5
