@@ -186,6 +186,7 @@ class Postings:
         self._work_ids: set[int] = set()
         self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
         self._ids: list[int] = []  # ordinal -> work id
+        self._id_of: I64 = np.zeros(0, np.int64)  # the same as an array, for ties in numpy
         self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
         self._main = Segment.build([])
         self._delta = Segment.build([])
@@ -234,10 +235,12 @@ class Postings:
         ordinal = len(self._ids)
         self._ids.append(work_id)
         if ordinal >= self._alive.size:
-            grown = np.zeros(max(1024, 2 * self._alive.size), bool)
-            grown[: self._alive.size] = self._alive
-            self._alive = grown
+            size = max(1024, 2 * self._alive.size)
+            alive, ids = np.zeros(size, bool), np.zeros(size, np.int64)
+            alive[: self._alive.size], ids[: self._id_of.size] = self._alive, self._id_of
+            self._alive, self._id_of = alive, ids
         self._alive[ordinal] = True
+        self._id_of[ordinal] = work_id
         self._ordinal[work_id] = ordinal
         self._pending.append(ordinal)
 

@@ -295,7 +295,7 @@ class LandmarkIndex(Postings):
             for hit in self._count(ordinal, offset, ta[rep], keys[rep]):
                 if hit.work_id not in best or hit.votes > best[hit.work_id].votes:
                     best[hit.work_id] = hit
-        return sorted(best.values(), key=lambda h: -h.votes)[:TOP_CANDIDATES]
+        return sorted(best.values(), key=lambda h: (-h.votes, h.work_id))[:TOP_CANDIDATES]
 
     def _candidates(self, t: I64, q: F32) -> list[int]:
         """Ordinals of the CANDIDATES works whose query triplets agree best on one offset in
@@ -320,9 +320,11 @@ class LandmarkIndex(Postings):
             work, votes = _cell_votes(np.concatenate([before, cells]))
             best[work] = np.maximum(best[work], votes)
             before = cells
-        # Most votes first; ties go to the lower ordinal.
+        # Most votes first; ties go to the lower work id, so the works put forward do not hang
+        # on the order works were added, removed and re-added in.
         voted = np.flatnonzero(best)
-        return [int(o) for o in voted[np.argsort(-best[voted], kind="stable")[:CANDIDATES]]]
+        order = np.lexsort((self._id_of[voted], -best[voted]))[:CANDIDATES]
+        return [int(o) for o in voted[order]]
 
     def _triplet_cells(self, t: I64, q: F32, a: I64, b: I64, c: I64) -> npt.NDArray[np.uint64]:
         """(work ordinal, offset bin, triplet key) of every posting these query triplets
@@ -409,7 +411,8 @@ class LandmarkIndex(Postings):
         work_of, off_of = cells >> 22, (cells & 0xFFFF) - OFF_BIAS
         out: list[Landmark] = []
         seen: set[int] = set()
-        for i in np.argsort(-smooth, kind="stable"):  # ties to the lower cell: cells are sorted
+        # Ties to the lower work id, then to the lower cell (window, offset): cells are sorted.
+        for i in np.lexsort((self._id_of[work_of], -smooth)):
             which = int(work_of[i])
             if which in seen:
                 continue
