@@ -138,10 +138,21 @@ def decode_audio(data: bytes, max_seconds: float = WORK_SECONDS) -> I16:
 def _frames(box: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
     """The stream's decoded frames. A packet its decoder rejects is skipped, as ffmpeg skips
     it: one damaged frame, or MP3s of two sample rates joined end to end, must not hide the
-    rest of a copy. When no packet decodes, the first rejection is the error."""
+    rest of a copy. A container that breaks after audio has decoded ends there, as a truncated
+    file does (an Ogg chain whose next link changes format). When nothing decodes, the first
+    error is the error."""
     first: Exception | None = None
     decoded = False
-    for packet in box.demux(stream):
+    packets = box.demux(stream)
+    while True:
+        try:
+            packet = next(packets, None)
+        except av.error.FFmpegError:
+            if decoded:
+                return
+            raise
+        if packet is None:
+            break
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as exc:  # this packet only: the file goes on
