@@ -183,7 +183,6 @@ class Postings:
         self._reset()
 
     def _reset(self) -> None:
-        self._work_ids: set[int] = set()
         self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
         self._ids: list[int] = []  # ordinal -> work id
         self._id_of: I64 = np.zeros(0, np.int64)  # the same as an array, for ties in numpy
