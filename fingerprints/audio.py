@@ -61,18 +61,20 @@ class _Batcher:
     BATCH = 1 << 16
 
     def __init__(self) -> None:
-        self._resampler: av.AudioResampler | None = None
-        self._fifo: AudioFifo | None = None
-        self._key: tuple[str, str, int] | None = None
+        self._key: tuple[str, str, int] | None = None  # of the frames queued: none yet
+        self._start()
+
+    def _start(self) -> None:
+        self._fifo = AudioFifo()
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
 
     def add(self, frame: av.AudioFrame) -> list[I16]:
         key = (frame.format.name, frame.layout.name, int(frame.sample_rate or 0))
         out: list[I16] = []
         if key != self._key:
             out = self.flush()
-            self._key, self._fifo = key, AudioFifo()
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        assert self._fifo is not None
+            self._key = key
+            self._start()
         frame.pts = None  # the FIFO checks timestamps are continuous: a damaged file's are not
         self._fifo.write(frame)
         if self._fifo.samples >= self.BATCH:
@@ -80,15 +82,15 @@ class _Batcher:
         return out
 
     def _emit(self) -> list[I16]:
-        big = self._fifo.read() if self._fifo is not None else None
+        big = self._fifo.read()
         return [] if big is None else self._resample(big)
 
     def _resample(self, frame: av.AudioFrame | None) -> list[I16]:
-        assert self._resampler is not None
         return [_mono16(o) for o in self._resampler.resample(frame)]
 
     def flush(self) -> list[I16]:
-        return (self._emit() + self._resample(None)) if self._resampler is not None else []
+        """What is queued and what the resampler holds back."""
+        return (self._emit() + self._resample(None)) if self._key is not None else []
 
 
 def _mono16(frame: av.AudioFrame) -> I16:

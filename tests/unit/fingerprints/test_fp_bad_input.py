@@ -120,6 +120,23 @@ def test_mp3s_of_two_sample_rates_joined_decode_whole() -> None:
     assert abs(decode_audio(first + second).size / 11025 - 20.0) < 0.5
 
 
+def _adts_frame(payload: bytes) -> bytes:
+    """One ADTS frame: a valid header (AAC LC, 44.1 kHz, stereo, no CRC) before `payload`."""
+    size = 7 + len(payload)
+    head = (0xFFF1 << 40) | (1 << 38) | (4 << 34) | (2 << 30) | (size << 13) | (0x7FF << 2)
+    return head.to_bytes(7, "big") + payload
+
+
+def test_aac_whose_every_packet_is_rejected_names_the_decoders_reason() -> None:
+    """Valid frame headers over random payloads: the demuxer hands out every packet, the
+    decoder rejects each one (skipped, as a damaged stretch is), and with nothing decoded the
+    first rejection is the reason, not a bare "no audio samples"."""
+    rng = np.random.default_rng(4)
+    data = b"".join(_adts_frame(rng.bytes(300)) for _ in range(200))
+    with pytest.raises(Unfingerprintable, match=r"undecodable: InvalidDataError: .*send_packet"):
+        decode_audio(data)
+
+
 def test_playlist_disguised_as_mp3_is_refused() -> None:
     reason = _reason(b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\nhttp://127.0.0.1:9/x.mp3\n")
     assert "neither" in reason
