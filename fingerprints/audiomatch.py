@@ -184,9 +184,9 @@ class Postings:
 
     def _reset(self) -> None:
         self._ordinal: dict[int, int] = {}  # work id -> ordinal of its live entries
-        self._ids: list[int] = []  # ordinal -> work id
-        self._id_of: I64 = np.zeros(0, np.int64)  # the same as an array, for ties in numpy
-        self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
+        self._next = 0  # ordinals given out
+        self._ids: I64 = np.zeros(0, np.int64)  # ordinal -> work id
+        self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)  # ordinal -> still live
         self._main = Segment.build([])
         self._delta = Segment.build([])
         self._pending: list[int] = []  # ordinals added since the delta was last built
@@ -229,17 +229,17 @@ class Postings:
 
     def _register(self, work_id: int) -> None:
         """A new ordinal for `work_id` (after ``_unregister`` of any old one)."""
-        if len(self._ids) >= self.max_works:
+        if self._next >= self.max_works:
             self._renumber()
-        ordinal = len(self._ids)
-        self._ids.append(work_id)
+        ordinal = self._next
+        self._next += 1
         if ordinal >= self._alive.size:
             size = max(1024, 2 * self._alive.size)
             alive, ids = np.zeros(size, bool), np.zeros(size, np.int64)
-            alive[: self._alive.size], ids[: self._id_of.size] = self._alive, self._id_of
-            self._alive, self._id_of = alive, ids
+            alive[: self._alive.size], ids[: self._ids.size] = self._alive, self._ids
+            self._alive, self._ids = alive, ids
         self._alive[ordinal] = True
-        self._id_of[ordinal] = work_id
+        self._ids[ordinal] = work_id
         self._ordinal[work_id] = ordinal
         self._pending.append(ordinal)
 
@@ -255,7 +255,7 @@ class Postings:
         return True
 
     def _packed(self, ordinal: int) -> tuple[U32, U32]:
-        keys, frames = self._postings(self._ids[ordinal])
+        keys, frames = self._postings(int(self._ids[ordinal]))
         return keys, self._pack(ordinal, frames)
 
     def _pack(self, ordinal: int, frames: npt.NDArray[np.integer]) -> U32:
@@ -356,7 +356,7 @@ class SubFingerprintIndex(Postings):
         """(work_id, offset bin) -> votes: every exact key match of an active query frame."""
         packed, votes = self._vote(query, scale)
         return {
-            (self._ids[int(p >> _OFF_BITS)], int(p & _OFF_MASK) - _OFF_ZERO): int(v)
+            (int(self._ids[p >> _OFF_BITS]), int(p & _OFF_MASK) - _OFF_ZERO): int(v)
             for p, v in zip(packed, votes, strict=True)
         }
 
@@ -377,11 +377,14 @@ class SubFingerprintIndex(Postings):
         uniq, votes = self._vote(query, scale)
         if uniq.size == 0:
             return []
-        top = np.argsort(votes, kind="stable")[::-1][: TOP_CANDIDATES * 3]
+        # Most votes first; ties to the lower work id, then the earlier offset: a re-added work
+        # takes a new ordinal, and what is put forward must not hang on the order of edits.
+        works = self._ids[uniq >> _OFF_BITS]
+        top = np.lexsort((uniq, works, -votes))[: TOP_CANDIDATES * 3]
         out: list[tuple[int, int, int]] = []
         seen: set[int] = set()
         for t in top:
-            work = self._ids[int(uniq[t] >> _OFF_BITS)]
+            work = int(works[t])
             if work in seen:
                 continue
             seen.add(work)

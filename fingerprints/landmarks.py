@@ -313,7 +313,7 @@ class LandmarkIndex(Postings):
         a, b, c, chunk = a[order], b[order], c[order], chunk[order]
         chunks = int(chunk[-1]) + 1 if chunk.size else 0
         bounds = np.searchsorted(chunk, np.arange(chunks + 1))  # chunk k: bounds[k]:bounds[k+1]
-        best = np.zeros(len(self._ids), np.int64)  # by ordinal: its best votes in any window
+        best = np.zeros(self._next, np.int64)  # by ordinal: its best votes in any window
         before = np.zeros(0, np.uint64)
         for lo, hi in itertools.pairwise(bounds):
             cells = self._triplet_cells(t, q, a[lo:hi], b[lo:hi], c[lo:hi])
@@ -323,7 +323,7 @@ class LandmarkIndex(Postings):
         # Most votes first; ties go to the lower work id, so the works put forward do not hang
         # on the order works were added, removed and re-added in.
         voted = np.flatnonzero(best)
-        order = np.lexsort((self._id_of[voted], -best[voted]))[:CANDIDATES]
+        order = np.lexsort((self._ids[voted], -best[voted]))[:CANDIDATES]
         return [int(o) for o in voted[order]]
 
     def _triplet_cells(self, t: I64, q: F32, a: I64, b: I64, c: I64) -> npt.NDArray[np.uint64]:
@@ -350,7 +350,7 @@ class LandmarkIndex(Postings):
         missing = [o for o in ordinals if o not in self._pair_cache]
         if missing:
             gap = self.max_frames + DT_MAX  # frames are below max_frames: no pair spans a gap
-            peaks = [self._peaks_of(self._ids[o]) for o in missing]
+            peaks = [self._peaks_of(int(self._ids[o])) for o in missing]
             t = np.concatenate([p[0] + i * gap for i, p in enumerate(peaks)])
             q = np.concatenate([p[1] for p in peaks])
             a, b, ta, dt = pairs(t, q, FAN_OUT["work"])
@@ -395,7 +395,7 @@ class LandmarkIndex(Postings):
         # Only the best-voted cells and the cells beside them can win: smooth those, not the
         # ~one-vote crowd. Beside them too: such a cell may smooth to as many votes, and
         # whether its own votes made the cut hangs on every other work's.
-        top = _most(votes, TOP_CELLS) if uniq.size > TOP_CELLS else None
+        top = _most(votes, TOP_CELLS, self._ids[uniq >> 22]) if uniq.size > TOP_CELLS else None
         examined = np.arange(uniq.size)
         if top is not None:
             side = np.concatenate([top - 1, top + 1]).clip(0, uniq.size - 1)
@@ -412,7 +412,7 @@ class LandmarkIndex(Postings):
         out: list[Landmark] = []
         seen: set[int] = set()
         # Ties to the lower work id, then to the lower cell (window, offset): cells are sorted.
-        for i in np.lexsort((self._id_of[work_of], -smooth)):
+        for i in np.lexsort((self._ids[work_of], -smooth)):
             which = int(work_of[i])
             if which in seen:
                 continue
@@ -420,7 +420,7 @@ class LandmarkIndex(Postings):
             off = int(off_of[i])
             elsewhere = (work_of == which) & (np.abs(off_of - off) > BACKGROUND_FRAMES)
             background = max(unseen, int(smooth[elsewhere].max()) if elsewhere.any() else 0)
-            work_id = self._ids[which]
+            work_id = int(self._ids[which])
             out.append(Landmark(work_id, off, int(smooth[i]), background))
             if len(out) >= TOP_CANDIDATES:
                 break
@@ -445,13 +445,14 @@ def _cell_votes(cells: npt.NDArray[np.uint64]) -> tuple[I64, I64]:
     return work[start], np.maximum.reduceat(paired, start)
 
 
-def _most(votes: I64, n: int) -> I64:
-    """Indices of the `n` most votes, in index order; ties at the cut go to the lower index.
-    (Which tied values ``np.argpartition`` keeps hangs on numpy's sort kernel, so on the CPU,
-    and a tie at the cut changed which works a query reported.)"""
+def _most(votes: I64, n: int, rank: I64) -> I64:
+    """Indices of the `n` most votes, in index order; ties at the cut go to the lower `rank`,
+    then the lower index. (Which tied values ``np.argpartition`` keeps hangs on numpy's sort
+    kernel, so on the CPU, and a tie at the cut changed which works a query reported.)"""
     kth = np.partition(votes, -n)[-n]
     above = np.flatnonzero(votes > kth)
-    tied = np.flatnonzero(votes == kth)[: n - above.size]
+    tied = np.flatnonzero(votes == kth)
+    tied = tied[np.argsort(rank[tied], kind="stable")[: n - above.size]]
     out: I64 = np.union1d(above, tied)
     return out
 

@@ -242,18 +242,22 @@ def test_triplet_votes_are_each_works_best_two_neighbouring_bins(
 
 
 @given(
-    st.lists(st.integers(0, 6), min_size=2, max_size=400).flatmap(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), min_size=2, max_size=400).flatmap(
         lambda v: st.tuples(st.just(v), st.integers(1, len(v) - 1))
     )
 )
-def test_the_best_voted_cells_keep_ties_in_cell_order(votes_n: tuple[list[int], int]) -> None:
+def test_the_best_voted_cells_keep_ties_by_work_then_cell(
+    cells_n: tuple[list[tuple[int, int]], int],
+) -> None:
     """The cells pair voting smooths: the `n` most voted, a tie at the cut going to the lower
-    cell, as a stable sort would pick them; never as numpy's partition kernel happens to
-    (AVX2 and AVX-512 keep different ones: a query's reported works hung on the CPU)."""
-    votes, n = votes_n
-    v = np.array(votes, np.int64)
-    want = np.sort(np.argsort(-v, kind="stable")[:n])
-    assert lm._most(v, n).tolist() == want.tolist()
+    work id, then the lower cell, as a stable sort would pick them; never as numpy's partition
+    kernel happens to (AVX2 and AVX-512 keep different ones: a query's reported works hung on
+    the CPU), nor by ordinal (a re-added work takes a new one)."""
+    cells, n = cells_n
+    v = np.array([c[0] for c in cells], np.int64)
+    work = np.array([c[1] for c in cells], np.int64)
+    want = np.sort(np.lexsort((np.arange(v.size), work, -v))[:n])
+    assert lm._most(v, n, work).tolist() == want.tolist()
 
 
 def test_pair_postings_are_kept_for_the_last_works_only(monkeypatch: pytest.MonkeyPatch) -> None:
