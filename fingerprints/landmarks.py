@@ -45,6 +45,9 @@ UNITS_PER_OCTAVE = 24  # half semitones
 LOG_MAX = int(np.ceil(UNITS_PER_OCTAVE * np.log2(BAND_HZ[1] / BAND_HZ[0])))  # 84
 PEAK_FRAMES, PEAK_BINS = 9, 11  # a peak is the maximum of its 0.2 s x ~120 Hz neighbourhood
 PEAKS_PER_S = {"work": 12, "query": 48}  # queries keep more, so the work's peaks are among them
+# A query's strongest peaks, marked in its value: the pitch-shifted variants' triplets are drawn
+# from these alone (``LandmarkIndex._candidates``).
+STRONG_PER_S = 24
 FAN_OUT = {"work": 4, "query": 20}  # pairs formed from each anchor peak
 DT_MAX = 48  # frames (1.1 s) between a pair's peaks; fits 6 bits
 DQ_MAX = 30  # half semitones between a pair's peaks
@@ -53,7 +56,7 @@ CANDIDATES = 32  # works the triplet stage puts forward to pair voting
 # Pair partners an anchor's triplets are drawn from. A work's 3 give half the postings of 4
 # (62 against 121 kB a bench track) and keep the true work among the candidates as often,
 # within a query a row (bench/results/matching-audio-full.md).
-TRIPLET_FAN = {"work": 3, "query": 16}
+TRIPLET_FAN = {"work": 3, "query": 16, "shifted": 8}
 PAIR_CACHE = 256  # works whose pair postings are kept between queries (~75 kB each)
 TOP_CELLS = 256  # best-voted (work, window, offset) cells examined per variant
 BACKGROUND_FRAMES = round(1.0 / FRAME_S)  # offsets further apart are another alignment
@@ -87,9 +90,15 @@ def spectrogram(samples: I16) -> F32:
 def peaks(samples: I16, per_s: int) -> tuple[I64, F32]:
     """(frame, log-frequency in half semitones above 300 Hz) of the strongest local maxima,
     at most `per_s` a second, in time order."""
+    t, q, _rank = ranked_peaks(samples, per_s)
+    return t, q
+
+
+def ranked_peaks(samples: I16, per_s: int) -> tuple[I64, F32, I64]:
+    """``peaks`` and each one's rank by strength within its second (0: the strongest)."""
     spec = spectrogram(samples)
     if spec.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
     # Whitening per bin (minus its mean over the file) keeps a loud band from taking every
     # peak; a peak must also stand 6 dB above the frame's mean. Bins a codec or a telephone
     # left empty (20 dB under the typical bin) are not whitened up into codec-noise peaks.
@@ -107,7 +116,7 @@ def peaks(samples: I16, per_s: int) -> tuple[I64, F32]:
     t, b, level, second = t[order], b[order], level[order], second[order]
     rank = np.arange(t.size) - np.searchsorted(second, second, side="left")
     keep = rank < per_s
-    t, b = t[keep], b[keep]
+    t, b, rank = t[keep], b[keep], rank[keep]
     # Sub-bin frequency by a parabola through the peak and its neighbours.
     y0, y1, y2 = spec[t, b - 1], spec[t, b], spec[t, b + 1]
     den = y0 - 2 * y1 + y2
@@ -116,20 +125,34 @@ def peaks(samples: I16, per_s: int) -> tuple[I64, F32]:
     hz = (lo + b + delta) * SAMPLE_RATE / N_FFT
     q = UNITS_PER_OCTAVE * np.log2(np.maximum(hz, 1.0) / BAND_HZ[0])
     order = np.argsort(t, kind="stable")
-    return t[order].astype(np.int64), q[order].astype(np.float32)
+    return t[order].astype(np.int64), q[order].astype(np.float32), rank[order].astype(np.int64)
 
 
-def encode_peaks(t: I64, q: F32) -> str:
+# The stored log-frequency needs 13 bits (LOG_MAX * Q_SCALE < 8,192): the top one marks a weak
+# peak, outside its second's STRONG_PER_S strongest. Only queries have weak peaks, so a work's
+# value is what it always was.
+WEAK = 1 << 15
+
+
+def encode_peaks(t: I64, q: F32, weak: npt.NDArray[np.bool_] | None = None) -> str:
     packed = np.empty((t.size, 2), "<u2")
     packed[:, 0] = np.minimum(t, 0xFFFF)
-    packed[:, 1] = np.clip(np.rint(q * Q_SCALE), 0, 0xFFFF)
+    packed[:, 1] = np.clip(np.rint(q * Q_SCALE), 0, WEAK - 1)
+    if weak is not None:
+        packed[weak, 1] |= WEAK
     return base64.b64encode(packed.tobytes()).decode("ascii")
 
 
 def decode_peaks(value: str) -> tuple[I64, F32]:
+    t, q, _strong = decode_ranked_peaks(value)
+    return t, q
+
+
+def decode_ranked_peaks(value: str) -> tuple[I64, F32, npt.NDArray[np.bool_]]:
+    """(frame, log-frequency, whether among its second's strongest) of each peak."""
     packed = np.frombuffer(base64.b64decode(value), "<u2").reshape(-1, 2)
-    q: F32 = packed[:, 1].astype(np.float32) / np.float32(Q_SCALE)
-    return packed[:, 0].astype(np.int64), q
+    q: F32 = (packed[:, 1] & (WEAK - 1)).astype(np.float32) / np.float32(Q_SCALE)
+    return packed[:, 0].astype(np.int64), q, packed[:, 1] < WEAK
 
 
 def pairs(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64, I64]:
@@ -170,6 +193,26 @@ def triplets(t: I64, q: F32, fan_out: int) -> tuple[I64, I64, I64]:
             parts.append((a[s], b[s + i], b[s + j]))
     anchor, first, second = (np.concatenate([p[k] for p in parts]) for k in range(3))
     return anchor, first, second
+
+
+class _Triplets:
+    """A query's triplets of one kind (its peaks, a fan, the pitch shifts tried), grouped by
+    the 10 s chunk of the query their anchor lies in."""
+
+    def __init__(self, t: I64, q: F32, fan_out: int, shifts: tuple[float, ...]) -> None:
+        self.t, self.q, self.shifts = t, q, shifts
+        a, b, c = triplets(t, q, fan_out)
+        chunk = t[a] // WINDOW_STEP
+        order = np.argsort(chunk, kind="stable")
+        self.a, self.b, self.c = a[order], b[order], c[order]
+        self.chunks = int(chunk.max()) + 1 if chunk.size else 0
+        self.bounds = np.searchsorted(chunk[order], np.arange(self.chunks + 1))
+
+    def of_chunk(self, k: int) -> tuple[I64, I64, I64]:
+        if k >= self.chunks:
+            return self.a[:0], self.b[:0], self.c[:0]
+        lo, hi = self.bounds[k], self.bounds[k + 1]
+        return self.a[lo:hi], self.b[lo:hi], self.c[lo:hi]
 
 
 MIX = np.uint32(0x9E3779B1)  # odd: multiplying by it modulo 2^32 (or 2^20) is one-to-one (Knuth)
@@ -278,11 +321,13 @@ class LandmarkIndex(Postings):
         assert isinstance(kept, tuple)
         self.add(work_id, kept[0], kept[1])
 
-    def search(self, t: I64, q: F32) -> list[Landmark]:
-        """Best (work, offset) per work over all variants, most votes first."""
+    def search(self, t: I64, q: F32, strong: npt.NDArray[np.bool_] | None = None) -> list[Landmark]:
+        """Best (work, offset) per work over all variants, most votes first. `strong` marks
+        the query's strongest peaks (``decode_ranked_peaks``; every peak when not given)."""
         if len(self) == 0 or t.size < 2:
             return []
-        shortlist = Segment.build(self._pairs_of(self._candidates(t, q)))
+        strong = np.ones(t.size, bool) if strong is None else strong
+        shortlist = Segment.build(self._pairs_of(self._candidates(t, q, strong)))
         a, b, ta, dt = pairs(t, q, FAN_OUT["query"])
         best: dict[int, Landmark] = {}
         for shift, scale in VARIANTS:
@@ -297,26 +342,31 @@ class LandmarkIndex(Postings):
                     best[hit.work_id] = hit
         return sorted(best.values(), key=lambda h: (-h.votes, h.work_id))[:TOP_CANDIDATES]
 
-    def _candidates(self, t: I64, q: F32) -> list[int]:
+    def _candidates(self, t: I64, q: F32, strong: npt.NDArray[np.bool_]) -> list[int]:
         """Ordinals of the CANDIDATES works whose query triplets agree best on one offset in
         one 20 s window of the query (every live work when there are no more than that: their
         triplet postings are then never built).
+
+        Unshifted, triplets of all the query's peaks; shifted a semitone up or down, triplets of
+        its strongest peaks alone, with a narrower fan: a pitch-shifted copy is otherwise
+        clean, its strong peaks are the work's, and half as many keys meet half as many
+        chance postings. (On the bench's 420 transformed queries, the true work is among the
+        candidates for 396 instead of 391 at 24,970 works and 393 instead of 384 at 99,970, and
+        the triplet stage takes 34 instead of 69 ms and 56 instead of 118 (medians). Damaged
+        copies need every peak unshifted: the 24 strongest a second there kept 370.)
 
         Windows start every 10 s, as pair votes are counted (``_count``): an excerpt inside a
         long file is not outvoted by chance alignments along all of it, and a long file is
         searched one window at a time (a 2.6-minute track at 25,000 works held 2 GB at once)."""
         if len(self) <= CANDIDATES:
             return sorted(self._ordinal.values())
-        a, b, c = triplets(t, q, TRIPLET_FAN["query"])
-        chunk = t[a] // WINDOW_STEP  # 10 s of the query; a window is two chunks
-        order = np.argsort(chunk, kind="stable")
-        a, b, c, chunk = a[order], b[order], c[order], chunk[order]
-        chunks = int(chunk[-1]) + 1 if chunk.size else 0
-        bounds = np.searchsorted(chunk, np.arange(chunks + 1))  # chunk k: bounds[k]:bounds[k+1]
+        dense = _Triplets(t, q, TRIPLET_FAN["query"], (0.0,))
+        shifted = tuple(s for s in TRIPLET_SHIFTS if s != 0.0)
+        sparse = _Triplets(t[strong], q[strong], TRIPLET_FAN["shifted"], shifted)
         best = np.zeros(self._next, np.int64)  # by ordinal: its best votes in any window
         before = np.zeros(0, np.uint64)
-        for lo, hi in itertools.pairwise(bounds):
-            cells = self._triplet_cells(t, q, a[lo:hi], b[lo:hi], c[lo:hi])
+        for chunk in range(max(dense.chunks, sparse.chunks)):
+            cells = np.concatenate([self._triplet_cells(part, chunk) for part in (dense, sparse)])
             work, votes = _cell_votes(np.concatenate([before, cells]))
             best[work] = np.maximum(best[work], votes)
             before = cells
@@ -326,11 +376,14 @@ class LandmarkIndex(Postings):
         order = np.lexsort((self._ids[voted], -best[voted]))[:CANDIDATES]
         return [int(o) for o in voted[order]]
 
-    def _triplet_cells(self, t: I64, q: F32, a: I64, b: I64, c: I64) -> npt.NDArray[np.uint64]:
-        """(work ordinal, offset bin, triplet key) of every posting these query triplets
-        meet, packed in a word; offsets in two-frame bins (``_cell_votes`` sums neighbours)."""
+    def _triplet_cells(self, part: _Triplets, chunk: int) -> npt.NDArray[np.uint64]:
+        """(work ordinal, offset bin, triplet key) of every posting that the triplets anchored
+        in this 10 s chunk of the query meet, packed in a word; offsets in two-frame bins
+        (``_cell_votes`` sums neighbours)."""
+        t, q = part.t, part.q
+        a, b, c = part.of_chunk(chunk)
         cells = [np.zeros(0, np.uint64)]
-        for shift in TRIPLET_SHIFTS:
+        for shift in part.shifts:
             keys = triplet_hashes(t, q, a, b, c, shift)
             rep, work, frame = self._matches(keys)
             offset = frame - t[a[rep]] + OFF_BIAS
@@ -472,20 +525,25 @@ def _sorted_unique(x: npt.NDArray[T]) -> npt.NDArray[T]:
 
 class AudioLandmarks(AudioType):
     """Spectral peaks (frame, log-frequency) of 300-3,400 Hz: base64 of little-endian uint16
-    pairs. Works keep PEAKS_PER_S["work"] a second, found files twice that."""
+    pairs. Works keep PEAKS_PER_S["work"] a second, found files four times that, with the
+    top bit of the frequency word marking the ones past their second's STRONG_PER_S
+    strongest (``encode_peaks``); a work's value never has it set."""
 
     name: ClassVar[str] = "audio_landmarks"
     version: ClassVar[int] = 1
     media: ClassVar[MediaKind] = MediaKind.AUDIO
 
     @classmethod
-    def from_samples(cls, samples: I16, side: str = "work") -> str:
+    def from_samples(cls, samples: I16) -> str:
         require_sound(samples)
-        return encode_peaks(*peaks(samples, PEAKS_PER_S[side]))  # few peaks: few votes
+        return encode_peaks(*peaks(samples, PEAKS_PER_S["work"]))  # few peaks: few votes
 
     @classmethod
     def query_from_samples(cls, samples: I16) -> str:
-        return cls.from_samples(samples, "query")
+        """More peaks than a work keeps, the ones past STRONG_PER_S a second marked weak."""
+        require_sound(samples)
+        t, q, rank = ranked_peaks(samples, PEAKS_PER_S["query"])
+        return encode_peaks(t, q, rank >= STRONG_PER_S)
 
     @classmethod
     def distance(cls, a: str, b: str) -> float:
@@ -495,5 +553,5 @@ class AudioLandmarks(AudioType):
             return 0.0
         index = LandmarkIndex()
         index.add(0, *decode_peaks(b))
-        found = index.search(*decode_peaks(a))
+        found = index.search(*decode_ranked_peaks(a))
         return 1.0 / (1.0 + (found[0].votes if found else 0))

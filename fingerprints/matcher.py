@@ -29,7 +29,12 @@ from fingerprints.hamming import parse_hashes
 from fingerprints.image import ImagePHash
 from fingerprints.index import MultiIndexHashing
 from fingerprints.keypoints import ImageORB, Keypoints, verify
-from fingerprints.landmarks import AudioLandmarks, LandmarkIndex, decode_peaks
+from fingerprints.landmarks import (
+    AudioLandmarks,
+    LandmarkIndex,
+    decode_peaks,
+    decode_ranked_peaks,
+)
 from fingerprints.multicrop import ImageMultiCropHash
 from fingerprints.orbindex import OrbIndex
 from fingerprints.prints import Prints
@@ -279,7 +284,7 @@ class Matcher:
                     out.append(_chroma_evidence(al, method, length))
         peaks = self._value(prints, AudioLandmarks.name)
         if peaks is not None and self._landmarks_on():
-            found = self._landmarks.search(*decode_peaks(peaks))
+            found = self._landmarks.search(*decode_ranked_peaks(peaks))
             unshifted = [t for t in tries if t[0] != SHIFTED]  # plain and band prints
             out += self._cross_check(found, unshifted, length, loose)
             for lm in found:

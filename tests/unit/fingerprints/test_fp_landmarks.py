@@ -47,6 +47,47 @@ def test_peaks_round_trip_within_storage_precision(ps: list[tuple[int, float]]) 
     assert np.all(np.abs(q2 - q) <= 0.5 / lm.Q_SCALE + 1e-6)
 
 
+@given(peak_lists, st.data())
+def test_weak_marks_round_trip_and_leave_a_works_value_as_it_was(
+    ps: list[tuple[int, float]], data: st.DataObject
+) -> None:
+    t, q = _arrays(ps)
+    weak = np.array(data.draw(st.lists(st.booleans(), min_size=t.size, max_size=t.size)), bool)
+    t2, q2, strong = lm.decode_ranked_peaks(lm.encode_peaks(t, q, weak))
+    assert np.array_equal(t2, t)
+    assert np.all(np.abs(q2 - q) <= 0.5 / lm.Q_SCALE + 1e-6)
+    assert np.array_equal(strong, ~weak)
+    assert lm.encode_peaks(t, q, np.zeros(t.size, bool)) == lm.encode_peaks(t, q)
+
+
+def test_a_querys_strong_peaks_are_what_a_sparser_print_keeps() -> None:
+    samples = decode_audio(encode_audio(make_music(12, 20.0), "mp3"))
+    t, q, strong = lm.decode_ranked_peaks(lm.AudioLandmarks.query_from_samples(samples))
+    t24, q24 = lm.decode_peaks(lm.encode_peaks(*lm.peaks(samples, lm.STRONG_PER_S)))
+    assert 0 < strong.sum() < t.size
+    assert np.array_equal(t[strong], t24)
+    assert np.array_equal(q[strong], q24)
+
+
+def test_shifted_variants_draw_on_the_strong_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past CANDIDATES works the triplets choose whose pairs are counted: a copy a semitone up
+    is put forward by its strong peaks; the same peaks marked weak are not tried shifted (the
+    unshifted triplets take every peak, strong or weak)."""
+    monkeypatch.setattr(lm, "CANDIDATES", 1)
+    rng = np.random.default_rng(11)
+    index, works = lm.LandmarkIndex(), {}
+    for work_id in range(3):
+        t = np.sort(rng.integers(0, 1500, 250))
+        works[work_id] = t, rng.uniform(2, lm.LOG_MAX - 2, 250).astype(np.float32)
+        index.add(work_id, *works[work_id])
+    t, q = works[1]
+    inside = (t >= 300) & (t < 700)
+    qt, strong = t[inside] - 300, np.ones(inside.sum(), bool)
+    assert [h.work_id for h in index.search(qt, q[inside], ~strong)][:1] == [1]
+    assert [h.work_id for h in index.search(qt, q[inside] + 2.0, strong)][:1] == [1]
+    assert index.search(qt, q[inside] + 2.0, ~strong) == []
+
+
 @given(peak_lists, st.integers(1, 12))
 def test_pairs_respect_the_target_zone_and_fan_out(ps: list[tuple[int, float]], fan: int) -> None:
     t, q = _arrays(ps)
