@@ -48,9 +48,13 @@ CONTRAST = "audio_landmarks_contrast"  # threshold key: landmark votes over thei
 # Contrast: votes / the larger of the work's best votes at another offset (a work that
 # collects random votes everywhere) and the CONTRAST_RANK-th best other work's votes (a query
 # that collects them from every work), never under CONTRAST_FLOOR. Ranked third, so a
-# catalogue holding a track and two edits of it does not hide all three.
+# catalogue holding a track and two edits of it does not hide all three. The floor keeps a
+# few chance votes over a near-empty background from standing out: at 8, a distractor excerpt's
+# 21 votes over 9 reached 2.33 against the 2.5 default; at 12, on the evidence of the 2,030-,
+# 24,970- and 99,970-work bench runs of 2026-12-01, no distractor passes 2.0 and recall at the
+# defaults is the same (bench/results/matching-audio-full.md).
 CONTRAST_RANK = 3
-CONTRAST_FLOOR = 8.0
+CONTRAST_FLOOR = 12.0
 # A longer found file offers chance more windows to line up in: per e-fold of length past
 # 10 s, Chromaprint's z and the landmark votes must clear their bar by this much more.
 # Measured (bench/results/matching-audio-full.md): without it full tracks and 30 s excerpts
