@@ -268,9 +268,10 @@ VARIANTS: tuple[tuple[float, float], ...] = (
 )
 
 
-# The triplet stage tries the pitch variants only: a 2 % speed change moves few of a triplet's
-# gaps by a frame, and Chromaprint's own speed variants find those copies besides.
-TRIPLET_SHIFTS = tuple(shift for shift, scale in VARIANTS if scale == 1.0)
+# Besides the query as it is, the triplet stage tries the pitch variants only: a 2 % speed
+# change moves few of a triplet's gaps by a frame, and Chromaprint's own speed variants find
+# those copies besides.
+TRIPLET_SHIFTS = tuple(shift for shift, scale in VARIANTS if scale == 1.0 and shift != 0.0)
 
 
 class LandmarkIndex(Postings):
@@ -361,8 +362,7 @@ class LandmarkIndex(Postings):
         if len(self) <= CANDIDATES:
             return sorted(self._ordinal.values())
         dense = _Triplets(t, q, TRIPLET_FAN["query"], (0.0,))
-        shifted = tuple(s for s in TRIPLET_SHIFTS if s != 0.0)
-        sparse = _Triplets(t[strong], q[strong], TRIPLET_FAN["shifted"], shifted)
+        sparse = _Triplets(t[strong], q[strong], TRIPLET_FAN["shifted"], TRIPLET_SHIFTS)
         best = np.zeros(self._next, np.int64)  # by ordinal: its best votes in any window
         before = np.zeros(0, np.uint64)
         for chunk in range(max(dense.chunks, sparse.chunks)):
